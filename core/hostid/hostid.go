@@ -114,8 +114,14 @@ func Canonical(value string, t Type) (string, error) {
 	}
 	switch t {
 	case Ethernet:
+		if isCanonicalHex(value, 2, ':', 6) {
+			return value, nil
+		}
 		return canonicalMAC(value)
 	case UUID:
+		if len(value) == 36 && isCanonicalUUID(value) {
+			return value, nil
+		}
 		return canonicalUUID(value)
 	case Serial, String, User:
 		return canonicalText(value, t)
@@ -152,6 +158,42 @@ func canonicalMAC(s string) (string, error) {
 	}
 	return out.String(), nil
 }
+
+// isCanonicalHex reports whether s is groups of n lower-case hex digits
+// joined by sep, count groups in all: the canonical form, which needs no work.
+func isCanonicalHex(s string, n int, sep byte, count int) bool {
+	if len(s) != count*(n+1)-1 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if (i+1)%(n+1) == 0 {
+			if s[i] != sep {
+				return false
+			}
+		} else if !isLowerHex(s[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func isCanonicalUUID(s string) bool {
+	for i := 0; i < len(s); i++ {
+		switch i {
+		case 8, 13, 18, 23:
+			if s[i] != '-' {
+				return false
+			}
+		default:
+			if !isLowerHex(s[i]) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func isLowerHex(c byte) bool { return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' }
 
 // sepEvery reports whether v has sep after every group of n characters.
 func sepEvery(v string, n int, sep byte) bool {
