@@ -1,0 +1,72 @@
+// Package core is Tally's licensing engine: the rules of feature lines,
+// leases, devices, reservations, named license pools and properties, kept as
+// a deterministic state machine. It imports nothing of Tally's outside core
+// and does no I/O: the replication layer feeds it commands in log order and
+// reads its views; the network layers never decide a rule.
+//
+// # Commands
+//
+// Every change is a Command wrapped in a Request that carries the leader's
+// timestamp and a RequestID (a client session and a sequence number). Apply
+// never reads a clock: time is the request's, and never goes back (a new
+// leader with a slower clock does not rewind it). Before each command,
+// leases due by that time expire and lines start or end; the leader also
+// proposes a Tick every second or so. Every decision — is a count free, is a
+// request a duplicate — is taken inside Apply. A session remembers the last
+// 1,024 sequence numbers it applied (a sliding window), so a retried request
+// is applied at most once; sessions idle for Config.SessionTTL are
+// forgotten. A refused command returns an error wrapping one of the
+// sentinels in errors.go and changes nothing but the clock.
+//
+// # Feature lines and the served-version rule
+//
+// Rights arrive as sets of FeatureLines from a source (an activation or a
+// rights file) with a sequence number that must grow. Lines of the same
+// feature and version form a group (a row of the Features view); the groups
+// of a feature form a family. A request for version v is served by any group
+// of version >= v, lowest serving version first, so later versions stay free
+// for requests that need them. Within a group, counts come from the line
+// that expires last (permanent lines first), so leases are cut short by line
+// expiry as rarely as possible.
+//
+// # Leases
+//
+// A Checkout states the count a device wants to hold of a feature at a
+// version: more than it holds is granted all or nothing, fewer frees the
+// difference at once, the same renews and zero returns. A lease lasts the
+// borrow asked for (licensing.borrowInterval when none, never more than
+// licensing.borrowIntervalMax) and never outlives a line it draws on; the
+// grant tells the device to renew after licensing.renewInterval percent of
+// it. Counts past a line's count, up to its overdraft, are granted and
+// marked as overdraft; they are freed first on a partial return. Uncounted
+// lines grant any count. A metered line records use; if it is not reusable,
+// counts returned or expired later than its undo interval after the grant
+// are consumed for good. When licensing.releaseOnDisconnect is on, a
+// Disconnect frees the device's counts. When rights shrink or vanish, leases
+// are placed again oldest first and those that no longer fit are revoked
+// (Result.Changed lists them for the server to push).
+//
+// # Pools: reservations and the license model
+//
+// A group's total is divided among pools; pool 0 is the default pool. A
+// reservation sets counts of a feature aside for the device with a hostid:
+// that device draws on its reservation first, then on shared counts, and no
+// other device may use them. An entry is satisfiable when the default pool
+// holds all its counts (lowest serving version first, so a 1.0 reservation
+// may be held by a 2.0 line, never the reverse); an unsatisfiable entry
+// holds nothing back. A license model (package model) divides counts into
+// named pools by absolute counts, percentages (rounded down) and a
+// remainder, and its rules of access put each device in a pool, in the
+// default pool, or deny it. A device draws the features its pool names only
+// from that pool, and other features from the default pool. Loading a model
+// that allocates more than the rights hold is refused; when rights shrink
+// later, earlier partitions keep their shares and the pools view marks the
+// short ones. Reservations and a model never coexist.
+//
+// # Invariant
+//
+// At every point, for every line, counts used plus consumed never exceed
+// its count and overdraft used never exceeds its overdraft; the property
+// tests check this after every command of random sequences, together with a
+// snapshot restored mid-way replaying to the same state.
+package core

@@ -1,0 +1,31 @@
+package core
+
+import "errors"
+
+// Sentinel errors that callers branch on with errors.Is. Every refused command
+// wraps one of them with the detail of what was wrong; a refused command
+// changes nothing.
+var (
+	ErrInvalidCommand    = errors.New("invalid command")
+	ErrUnknownCommand    = errors.New("unknown command type")
+	ErrInvalidRequest    = errors.New("invalid request id")
+	ErrInvalidFeature    = errors.New("invalid feature line")
+	ErrInvalidCount      = errors.New("invalid count")
+	ErrUnknownFeature    = errors.New("unknown feature")
+	ErrUnknownDevice     = errors.New("unknown device")
+	ErrInvalidDevice     = errors.New("invalid device")
+	ErrStaleRights       = errors.New("rights are not newer than those loaded")
+	ErrUnknownRights     = errors.New("unknown rights source")
+	ErrInvalidModel      = errors.New("invalid license model")
+	ErrOverAllocated     = errors.New("model allocates more than the rights hold")
+	ErrModelExclusive    = errors.New("reservations and a license model cannot coexist")
+	ErrInvalidReserve    = errors.New("invalid reservation")
+	ErrUnknownGroup      = errors.New("unknown reservation group")
+	ErrUnknownProperty   = errors.New("unknown property")
+	ErrInvalidProperty   = errors.New("invalid property value")
+	ErrPropertyLocked    = errors.New("property is locked by the producer")
+	ErrDropNotAllowed    = errors.New("dropping devices is not allowed (server.allowDeviceDrop is false)")
+	ErrInvalidSnapshot   = errors.New("invalid snapshot")
+	ErrConflictingLock   = errors.New("conflicting producer lock")
+	ErrUnknownFeatureVer = errors.New("unknown feature version")
+)
