@@ -32,10 +32,14 @@ cross:
 test:
 	$(GO) test -count=1 ./...
 
-## bench: the benchmarks of DESIGN.md section 8 that exist so far
+## bench: the benchmarks of DESIGN.md section 8 that exist so far, one core,
+## into bench/bench.out with the commit, date and machine
 bench:
 	@mkdir -p bench
-	$(GO) test -run '^$$' -bench . -benchmem -count 3 ./... | tee bench/bench.out
+	@{ echo "commit: $$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"; \
+	   echo "date: $$(date -u +%Y-%m-%dT%H:%M:%SZ)"; \
+	   echo "machine: $$(nproc) cores, $$(free -g 2>/dev/null | awk '/Mem:/{print $$2}') GiB, $$($(GO) version)"; \
+	   $(GO) test -run '^$$' -bench . -benchmem -cpu 1 -count 3 ./...; } | tee bench/bench.out
 
 ## run: the demo (a single node with the demo producer's rights)
 run:

@@ -45,9 +45,6 @@ type FeatureLine struct {
 	Source string `json:"source"`
 }
 
-// Permanent reports whether the line never expires.
-func (l *FeatureLine) Permanent() bool { return l.Expiry.IsZero() }
-
 // activeAt reports whether the line is usable at t.
 func (l *FeatureLine) activeAt(t time.Time) bool {
 	return !t.Before(l.Start) && (l.Expiry.IsZero() || t.Before(l.Expiry))

@@ -94,9 +94,6 @@ var propertyDefs = []PropertyDef{
 		Description: "Rows per page in lists."},
 }
 
-// PropertyDefs returns the definitions of every property, sorted by name.
-func PropertyDefs() []PropertyDef { return slices.Clone(propertyDefs) }
-
 func lookupProperty(name string) (*PropertyDef, bool) {
 	i, ok := slices.BinarySearchFunc(propertyDefs, name, func(d PropertyDef, n string) int {
 		switch {
