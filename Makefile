@@ -39,7 +39,7 @@ bench:
 	@{ echo "commit: $$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"; \
 	   echo "date: $$(date -u +%Y-%m-%dT%H:%M:%SZ)"; \
 	   echo "machine: $$(nproc) cores, $$(free -g 2>/dev/null | awk '/Mem:/{print $$2}') GiB, $$($(GO) version)"; \
-	   $(GO) test -run '^$$' -bench . -benchmem -cpu 1 -count 3 ./...; } | tee bench/bench.out
+	   $(GO) test -p 1 -run '^$$' -bench . -benchmem -cpu 1 -count 3 ./...; } | tee bench/bench.out
 
 ## run: the demo (a single node with the demo producer's rights)
 run:

@@ -35,7 +35,8 @@ func (s *State) checkout(c *Checkout) (Result, error) {
 		return Result{Grant: s.grantOf(d, c.Feature, c.Version, l), Denied: DenyModel}, nil
 	}
 	if c.Count > have {
-		if reason := s.deny(d, c); reason != NotDenied {
+		groups, reason := s.servingGroups(c)
+		if reason != NotDenied {
 			return Result{Grant: s.grantOf(d, c.Feature, c.Version, l), Denied: reason}, nil
 		}
 		if len(d.leases) >= maxDeviceLeases && l == nil {
@@ -48,14 +49,14 @@ func (s *State) checkout(c *Checkout) (Result, error) {
 			*l = lease{device: d, feature: c.Feature, version: c.Version, granted: s.now, seq: s.seq}
 			l.parts = l.inline[:0]
 		}
-		if s.plan(l, c.Count-have, true) < c.Count-have {
+		if s.plan(l, groups, c.Count-have, true) < c.Count-have {
 			if fresh {
 				s.recycle(l)
 				l = nil
 			}
 			return Result{Grant: s.grantOf(d, c.Feature, c.Version, l), Denied: DenyInsufficient}, nil
 		}
-		s.draw(l, c.Count-have, true)
+		s.take(l, groups, c.Count-have, true, true)
 		l.count = c.Count
 		if fresh {
 			d.leases = append(d.leases, l)
@@ -71,22 +72,22 @@ func (s *State) checkout(c *Checkout) (Result, error) {
 	return Result{Grant: s.grantOf(d, c.Feature, c.Version, l)}, nil
 }
 
-// deny tells why a device cannot get more counts of a feature at all.
-func (s *State) deny(d *device, c *Checkout) DenialReason {
+// servingGroups returns the groups that serve a checkout, or why none can.
+func (s *State) servingGroups(c *Checkout) ([]*group, DenialReason) {
 	f := s.families[c.Feature]
 	if f == nil {
-		return DenyNoSuchFeature
+		return nil, DenyNoSuchFeature
 	}
 	groups := f.serving(c.Version)
 	if len(groups) == 0 {
-		return DenyNoSuchVersion
+		return nil, DenyNoSuchVersion
 	}
 	for _, g := range groups {
 		if len(g.active) > 0 {
-			return NotDenied
+			return groups, NotDenied
 		}
 	}
-	return DenyNotActive
+	return nil, DenyNotActive
 }
 
 // leaseExpiry is now plus the borrow interval asked for (the default when
@@ -108,14 +109,9 @@ func (s *State) capExpiry(l *lease, t time.Time) time.Time {
 	return t
 }
 
-// plan returns how many of need counts draw could take for l, up to need,
-// without changing anything.
-func (s *State) plan(l *lease, need int64, strict bool) int64 {
-	f := s.families[l.feature]
-	if f == nil {
-		return 0
-	}
-	groups := f.serving(l.version)
+// plan returns how many of need counts take could draw for l from groups,
+// up to need, without changing anything.
+func (s *State) plan(l *lease, groups []*group, need int64, strict bool) int64 {
 	got := s.take(l, groups, need, strict, false)
 	for _, g := range groups {
 		g.scratch, g.scratchOverdraft = 0, 0
@@ -123,22 +119,13 @@ func (s *State) plan(l *lease, need int64, strict bool) int64 {
 	return got
 }
 
-// draw takes up to need counts for l and returns how many it took. With
-// strict, a device only draws on the pools it may use within their shares;
-// without (placing existing leases again after a change), pool shares are
-// ignored and only the lines' counts and overdraft limit.
-func (s *State) draw(l *lease, need int64, strict bool) int64 {
-	f := s.families[l.feature]
-	if f == nil {
-		return 0
-	}
-	return s.take(l, f.serving(l.version), need, strict, true)
-}
-
-// take is the single walk that plan and draw share: uncounted lines first,
-// then each of the device's pools over the serving groups lowest version
-// first, then overdraft. Without commit it records tentative takes in the
-// groups' scratch fields.
+// take draws up to need counts for l from groups and returns how many it
+// took: uncounted lines first, then each of the device's pools over the
+// groups lowest version first, then overdraft. With strict, a device only
+// draws on the pools it may use within their shares; without (placing
+// existing leases again after a change), shares are ignored and only the
+// lines' counts and overdraft limit. Without commit it only records
+// tentative takes in the groups' scratch fields (see plan).
 func (s *State) take(l *lease, groups []*group, need int64, strict, commit bool) int64 {
 	for _, g := range groups {
 		if g.uncounted {

@@ -60,12 +60,15 @@ type family struct {
 }
 
 // serving returns the groups that serve a request for version want: the
-// suffix of groups with version >= want.
+// suffix of groups with version >= want. Features rarely have more than a
+// few versions, so a linear scan beats a binary search.
 func (f *family) serving(want version.Version) []*group {
-	i, _ := slices.BinarySearchFunc(f.groups, want, func(g *group, v version.Version) int {
-		return version.Compare(g.version, v)
-	})
-	return f.groups[i:]
+	for i, g := range f.groups {
+		if version.Compare(g.version, want) >= 0 {
+			return f.groups[i:]
+		}
+	}
+	return nil
 }
 
 // group returns the group whose version equals v, or nil.

@@ -331,7 +331,11 @@ func (s *State) rebuild() []Lease {
 	var revoked []Lease
 	for _, l := range all {
 		l.parts = l.inline[:0]
-		if s.plan(l, l.count, false) < l.count {
+		var groups []*group
+		if f := s.families[l.feature]; f != nil {
+			groups = f.serving(l.version)
+		}
+		if s.plan(l, groups, l.count, false) < l.count {
 			info := l.info()
 			info.Count = 0
 			revoked = append(revoked, info)
@@ -339,7 +343,7 @@ func (s *State) rebuild() []Lease {
 			l.device.removeLease(l)
 			continue
 		}
-		s.draw(l, l.count, false)
+		s.take(l, groups, l.count, false, true)
 		if exp := s.capExpiry(l, l.expiry); !exp.Equal(l.expiry) {
 			l.expiry = exp
 			s.expiry.fix(l)
