@@ -561,6 +561,7 @@ func TestFeaturesView(t *testing.T) {
 	b.Expiry = t0.Add(96 * time.Hour)
 	b.Overdraft = 1
 	b.VendorString = "site=pune"
+	b.Start = t0.Add(-time.Hour)
 	c := fline("c", "sim", "2.0", 1)
 	h.rights("r", 1, a, b, c)
 	d := h.hello(1, func(i *DeviceInfo) { i.Alias = "bench-1" })
@@ -579,7 +580,7 @@ func TestFeaturesView(t *testing.T) {
 	}
 	det, err := h.s.FeatureDetails("cad", version.MustParse("1.0"))
 	if err != nil || len(det.Served) != 1 || det.Served[0].Alias != "bench-1" || det.Served[0].Count != 4 ||
-		len(det.VendorStrings) != 1 || len(det.Lines) != 2 {
+		len(det.VendorStrings) != 1 || len(det.Lines) != 2 || !det.Start.IsZero() {
 		t.Fatalf("details %+v %v", det, err)
 	}
 	// The lease draws on the longest line first and expires with the shorter.

@@ -108,18 +108,19 @@ func (s *State) FeatureDetails(name string, v version.Version) (FeatureDetail, e
 		return FeatureDetail{}, fmt.Errorf("%w: %s %s", ErrUnknownFeatureVer, name, v)
 	}
 	d := FeatureDetail{FeatureSummary: s.summary(g)}
-	for i, l := range g.lines {
+	started := false
+	for _, l := range g.lines {
 		d.Lines = append(d.Lines, l.FeatureLine)
-		if l.active && (i == 0 || d.Start.IsZero() || l.Start.Before(d.Start)) {
-			d.Start = l.Start
+		if l.active && (!started || l.Start.Before(d.Start)) {
+			d.Start, started = l.Start, true
 		}
 		if l.VendorString != "" && !slices.Contains(d.VendorStrings, l.VendorString) {
 			d.VendorStrings = append(d.VendorStrings, l.VendorString)
 		}
 	}
-	for i := 1; i < len(g.pools); i++ {
-		if s.model == nil {
-			d.Reserved += g.pools[i].cap
+	if s.model == nil { // without a model, pools past the default are reservations
+		for _, p := range g.pools[1:] {
+			d.Reserved += p.cap
 		}
 	}
 	served := map[*lease]*ServedDevice{}
