@@ -1,0 +1,135 @@
+package transport
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/tallyhq/tally/core"
+	"github.com/tallyhq/tally/core/hostid"
+	"github.com/tallyhq/tally/core/version"
+)
+
+// apiError is the one error type of the API: an HTTP status, a snake_case
+// code that clients branch on, and a one-line message for people. Handlers
+// return it for what the transport itself refuses (bad JSON, paging, content
+// type); everything else goes through errorFor.
+type apiError struct {
+	status int
+	code   string
+	msg    string
+}
+
+func (e *apiError) Error() string { return e.msg }
+
+// errorBody is the JSON form of every error response.
+type errorBody struct {
+	Error string `json:"error"`
+	Code  string `json:"code"`
+}
+
+func badRequest(code, msg string) *apiError {
+	return &apiError{status: http.StatusBadRequest, code: code, msg: msg}
+}
+
+// rightsRefused marks an error from RightsVerifier.Verify so that errorFor
+// can tell a refused rights file (400 bad_rights) from a fault of the server.
+type rightsRefused struct{ err error }
+
+func (e *rightsRefused) Error() string { return e.err.Error() }
+func (e *rightsRefused) Unwrap() error { return e.err }
+
+// errorFor maps any error to the API error it is answered with. It is the
+// only place that decides status codes for errors: core sentinels by
+// errors.Is, then the transport's own parse errors, then refused rights
+// files. Anything it does not know is a 500 with a generic message; the
+// caller logs the detail.
+func errorFor(err error) *apiError {
+	var ae *apiError
+	if errors.As(err, &ae) {
+		return ae
+	}
+	msg := oneLine(err.Error())
+	status, code := http.StatusInternalServerError, "internal"
+	switch {
+	case errors.Is(err, core.ErrNotApplied):
+		status, code = http.StatusServiceUnavailable, "not_applied"
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		status, code = http.StatusServiceUnavailable, "not_applied"
+		msg = "the request was not completed in time; it is safe to retry"
+
+	case errors.Is(err, core.ErrInvalidCommand):
+		status, code = http.StatusBadRequest, "invalid_command"
+	case errors.Is(err, core.ErrInvalidRequest):
+		status, code = http.StatusBadRequest, "invalid_request"
+	case errors.Is(err, core.ErrInvalidFeature):
+		status, code = http.StatusBadRequest, "invalid_feature"
+	case errors.Is(err, core.ErrInvalidCount):
+		status, code = http.StatusBadRequest, "invalid_count"
+	case errors.Is(err, core.ErrInvalidDevice):
+		status, code = http.StatusBadRequest, "invalid_device"
+	case errors.Is(err, core.ErrInvalidModel):
+		status, code = http.StatusBadRequest, "invalid_model"
+	case errors.Is(err, core.ErrInvalidReserve):
+		status, code = http.StatusBadRequest, "invalid_reservation"
+	case errors.Is(err, core.ErrInvalidProperty):
+		status, code = http.StatusBadRequest, "invalid_property"
+	case errors.Is(err, core.ErrInvalidSnapshot):
+		status, code = http.StatusBadRequest, "invalid_snapshot"
+
+	case errors.Is(err, core.ErrUnknownCommand):
+		status, code = http.StatusNotFound, "unknown_command"
+	case errors.Is(err, core.ErrUnknownFeature):
+		status, code = http.StatusNotFound, "unknown_feature"
+	case errors.Is(err, core.ErrUnknownFeatureVer):
+		status, code = http.StatusNotFound, "unknown_feature_version"
+	case errors.Is(err, core.ErrUnknownDevice):
+		status, code = http.StatusNotFound, "unknown_device"
+	case errors.Is(err, core.ErrUnknownRights):
+		status, code = http.StatusNotFound, "unknown_rights"
+	case errors.Is(err, core.ErrUnknownGroup):
+		status, code = http.StatusNotFound, "unknown_group"
+	case errors.Is(err, core.ErrUnknownProperty):
+		status, code = http.StatusNotFound, "unknown_property"
+
+	case errors.Is(err, core.ErrStaleRights):
+		status, code = http.StatusConflict, "stale_rights"
+	case errors.Is(err, core.ErrModelExclusive):
+		status, code = http.StatusConflict, "model_exclusive"
+	case errors.Is(err, core.ErrOverAllocated):
+		status, code = http.StatusConflict, "over_allocated"
+	case errors.Is(err, core.ErrPropertyLocked):
+		status, code = http.StatusConflict, "property_locked"
+	case errors.Is(err, core.ErrConflictingLock):
+		status, code = http.StatusConflict, "conflicting_lock"
+
+	case errors.Is(err, core.ErrDropNotAllowed):
+		status, code = http.StatusForbidden, "drop_not_allowed"
+
+	case errors.As(err, new(*rightsRefused)):
+		status, code = http.StatusBadRequest, "bad_rights"
+	case errors.Is(err, hostid.ErrUnknownType), errors.Is(err, hostid.ErrInvalidValue):
+		status, code = http.StatusBadRequest, "bad_hostid"
+	case errors.Is(err, version.ErrInvalid):
+		status, code = http.StatusBadRequest, "bad_version"
+	}
+	if status == http.StatusInternalServerError {
+		msg = "internal server error"
+	}
+	return &apiError{status: status, code: code, msg: msg}
+}
+
+// oneLine folds a multi-line message (a model parse error, say) into one line.
+func oneLine(s string) string {
+	s = strings.TrimSpace(s)
+	if !strings.ContainsAny(s, "\r\n") {
+		return s
+	}
+	lines := strings.FieldsFunc(s, func(r rune) bool { return r == '\n' || r == '\r' })
+	for i := range lines {
+		lines[i] = strings.TrimSpace(lines[i])
+	}
+	return strings.Join(slices.DeleteFunc(lines, func(l string) bool { return l == "" }), "; ")
+}
