@@ -1,0 +1,232 @@
+package rights
+
+import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/tallyhq/tally/core"
+)
+
+// Format is the format string of the rights files this package reads and
+// writes.
+const Format = "tally-rights/1"
+
+// MaxFileBytes bounds a rights file; a larger one is refused unread.
+const MaxFileBytes = 16 << 20
+
+// Errors that Verify wraps and callers branch on with errors.Is.
+var (
+	// ErrMalformed is wrapped when a file is not a well-formed rights file
+	// of this format: not JSON, unknown fields, bad base64, too large, or a
+	// payload without source or sequence.
+	ErrMalformed = errors.New("malformed rights file")
+	// ErrUntrustedKey is wrapped when a file is signed by a key the server
+	// does not trust.
+	ErrUntrustedKey = errors.New("rights file signed by an untrusted key")
+	// ErrBadSignature is wrapped when the signature does not verify: the
+	// payload or the signature was changed.
+	ErrBadSignature = errors.New("rights file signature does not verify")
+	// ErrWrongServer is wrapped when a file was issued for another server.
+	ErrWrongServer = errors.New("rights file is for another server")
+	// ErrInvalidKey is wrapped when a producer key cannot be read or used.
+	ErrInvalidKey = errors.New("invalid producer key")
+)
+
+// Rights is what a producer issues to one server.
+type Rights struct {
+	// Server is the fingerprint of the server's licensing certificate.
+	Server string
+	// Source names the rights; a later file of the same source with a
+	// higher Sequence replaces them.
+	Source   string
+	Sequence uint64
+	Issued   time.Time
+	Lines    []core.FeatureLine
+	// Locks are property values the producer fixes on the server.
+	Locks map[string]string
+}
+
+// envelope is the outer JSON object of a rights file.
+type envelope struct {
+	Format    string `json:"format"`
+	Key       string `json:"key"`
+	Payload   string `json:"payload"`
+	Signature string `json:"signature"`
+}
+
+// payload is the signed content of a rights file.
+type payload struct {
+	Server   string             `json:"server"`
+	Source   string             `json:"source"`
+	Sequence uint64             `json:"sequence"`
+	Issued   time.Time          `json:"issued"`
+	Lines    []core.FeatureLine `json:"lines"`
+	Locks    map[string]string  `json:"locks,omitempty"`
+}
+
+// Issue signs r with key and returns the rights file. random is passed to
+// crypto/ecdsa (see GenerateKey); nil means crypto/rand. Issue refuses
+// rights that Verify would refuse for their content (no server, no source,
+// sequence 0); it leaves the lines to core, or to ParseLines before it.
+func Issue(key *ecdsa.PrivateKey, r Rights, random io.Reader) ([]byte, error) {
+	if key == nil {
+		return nil, fmt.Errorf("%w: no key", ErrInvalidKey)
+	}
+	if err := checkCurve(key.PublicKey); err != nil {
+		return nil, err
+	}
+	if err := checkHeader(r.Server, r.Source, r.Sequence); err != nil {
+		return nil, err
+	}
+	p := payload{
+		Server: r.Server, Source: r.Source, Sequence: r.Sequence, Issued: r.Issued.UTC(),
+		Lines: r.Lines, Locks: r.Locks,
+	}
+	if p.Lines == nil {
+		p.Lines = []core.FeatureLine{}
+	}
+	body, err := json.Marshal(p)
+	if err != nil {
+		return nil, fmt.Errorf("encode rights payload: %w", err)
+	}
+	if random == nil {
+		random = rand.Reader
+	}
+	digest := sha256.Sum256(body)
+	sig, err := ecdsa.SignASN1(random, key, digest[:])
+	if err != nil {
+		return nil, fmt.Errorf("sign rights: %w", err)
+	}
+	out, err := json.Marshal(envelope{
+		Format:    Format,
+		Key:       KeyFingerprint(&key.PublicKey),
+		Payload:   base64.StdEncoding.EncodeToString(body),
+		Signature: base64.StdEncoding.EncodeToString(sig),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("encode rights file: %w", err)
+	}
+	return append(out, '\n'), nil
+}
+
+// Verifier checks rights files for one server against the producer keys it
+// trusts. It is safe for concurrent use.
+type Verifier struct {
+	server  string
+	trusted map[string]*ecdsa.PublicKey
+}
+
+// NewVerifier returns a verifier for the server with the given certificate
+// fingerprint that trusts the given producer keys. Nil keys are skipped; a
+// verifier that trusts no key refuses every file with ErrUntrustedKey.
+func NewVerifier(server string, trusted ...*ecdsa.PublicKey) *Verifier {
+	v := &Verifier{server: server, trusted: make(map[string]*ecdsa.PublicKey, len(trusted))}
+	for _, k := range trusted {
+		if fp := KeyFingerprint(k); fp != "" {
+			v.trusted[fp] = k
+		}
+	}
+	return v
+}
+
+// Verify checks a rights file and returns the command that loads it. It
+// checks, in order: the size and the format string, the envelope (strict
+// JSON, no unknown fields, no trailing data), that the key is trusted, the
+// signature over the exact payload bytes, the payload (strict JSON), that it
+// is for this server, and that it names a source and a sequence above zero.
+// Lines that name no source get the payload's; a line naming another source
+// is refused. The lines themselves are left to core, which validates them
+// when the command is applied. Every error wraps one of ErrMalformed,
+// ErrUntrustedKey, ErrBadSignature or ErrWrongServer.
+func (v *Verifier) Verify(data []byte) (*core.LoadRights, error) {
+	if len(data) > MaxFileBytes {
+		return nil, fmt.Errorf("%w: %d bytes, at most %d", ErrMalformed, len(data), MaxFileBytes)
+	}
+	var probe struct {
+		Format string `json:"format"`
+	}
+	if err := json.Unmarshal(data, &probe); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
+	}
+	if probe.Format != Format {
+		return nil, fmt.Errorf("%w: format %q, want %q", ErrMalformed, probe.Format, Format)
+	}
+	var env envelope
+	if err := strictUnmarshal(data, &env); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
+	}
+	pub := v.trusted[env.Key]
+	if pub == nil {
+		return nil, fmt.Errorf("%w: key %s", ErrUntrustedKey, env.Key)
+	}
+	body, err := base64.StdEncoding.Strict().DecodeString(env.Payload)
+	if err != nil {
+		return nil, fmt.Errorf("%w: payload: %w", ErrMalformed, err)
+	}
+	sig, err := base64.StdEncoding.Strict().DecodeString(env.Signature)
+	if err != nil {
+		return nil, fmt.Errorf("%w: signature: %w", ErrMalformed, err)
+	}
+	digest := sha256.Sum256(body)
+	if !ecdsa.VerifyASN1(pub, digest[:], sig) {
+		return nil, fmt.Errorf("%w with key %s", ErrBadSignature, env.Key)
+	}
+	var p payload
+	if err := strictUnmarshal(body, &p); err != nil {
+		return nil, fmt.Errorf("%w: payload: %w", ErrMalformed, err)
+	}
+	if p.Server != v.server {
+		return nil, fmt.Errorf("%w: issued for %s, this server is %s", ErrWrongServer, p.Server, v.server)
+	}
+	if err := checkHeader(p.Server, p.Source, p.Sequence); err != nil {
+		return nil, err
+	}
+	lines := make([]core.FeatureLine, len(p.Lines))
+	for i, l := range p.Lines {
+		if l.Source != "" && l.Source != p.Source {
+			return nil, fmt.Errorf("%w: line %d names source %q inside rights from %q", ErrMalformed, i+1, l.Source, p.Source)
+		}
+		l.Source = p.Source
+		lines[i] = l
+	}
+	if len(p.Locks) == 0 {
+		p.Locks = nil
+	}
+	return &core.LoadRights{Source: p.Source, Sequence: p.Sequence, Lines: lines, Locks: p.Locks}, nil
+}
+
+// checkHeader refuses a payload without a server, a source or a sequence.
+func checkHeader(server, source string, sequence uint64) error {
+	switch {
+	case strings.TrimSpace(server) == "":
+		return fmt.Errorf("%w: no server fingerprint", ErrMalformed)
+	case strings.TrimSpace(source) == "":
+		return fmt.Errorf("%w: no source", ErrMalformed)
+	case sequence == 0:
+		return fmt.Errorf("%w: sequence must be above 0", ErrMalformed)
+	}
+	return nil
+}
+
+// strictUnmarshal decodes one JSON value into v, refusing unknown fields and
+// anything after the value.
+func strictUnmarshal(data []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errors.New("data after the JSON value")
+	}
+	return nil
+}
