@@ -1,0 +1,240 @@
+// Command tallyctl is the administrator's command line for Tally and the
+// software producer's kit for signed rights files.
+//
+// Against a server it speaks the REST API of tallyd (package transport):
+// it logs in once per invocation with the user and password it is given,
+// sends the Bearer token with every request, prints tables for people or the
+// server's JSON with --json, and turns an API error into one line on stderr
+// and a non-zero exit. The producer commands (producer keygen, producer
+// issue) work offline with package rights and need no server.
+//
+// The server's certificate is checked against the system roots, or against
+// the CA given with --ca (for a node's self-signed certificate, the
+// certificate itself); --insecure skips the check and is meant for a --dev
+// node on loopback.
+package main
+
+import (
+	"crypto/rand"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr, os.Getenv))
+}
+
+// Exit codes.
+const (
+	exitOK    = 0
+	exitError = 1 // the command failed
+	exitUsage = 2 // the command line is wrong
+)
+
+const defaultServer = "https://127.0.0.1:8443"
+
+const usage = `usage: tallyctl [--server https://HOST:8443] [--ca FILE | --insecure]
+                [--user U] [--password-file F] [--json] COMMAND [ARGS]
+
+Server commands:
+  health                                  the server's status (no login)
+  features [--name N] [--page P] [--page-size S]
+                                          features and versions with their counts
+  features show NAME VERSION              a feature's lines and served devices
+  devices [--page P] [--page-size S]      known devices
+  devices show TYPE VALUE                 a device's hostids, attributes and leases
+  devices drop TYPE VALUE                 forget a device and free its counts
+  reservations list [--page P] [--page-size S]
+  reservations import FILE                add reservation groups (JSON), replacing same-named ones
+  reservations export [FILE]              write all groups as JSON (to stdout without FILE)
+  reservations delete GROUP...            delete reservation groups
+  model get                               print the license model text
+  model upload FILE                       install a license model
+  model delete                            remove the license model
+  pools                                   the named license pools and their use
+  properties get [NAME]                   all properties, or one in detail
+  properties set NAME VALUE               change a property
+  rights load FILE                        load a signed rights file
+
+Producer commands (no server):
+  producer keygen --out PREFIX            write PREFIX.key (0600) and PREFIX.pub
+  producer issue --key FILE --server FINGERPRINT --source NAME --sequence N
+                 --lines FILE [--lock NAME=VALUE]... [--out FILE]
+                                          sign feature lines for one server
+
+Options:
+  --server URL         server address (default $TALLY_SERVER or ` + defaultServer + `)
+  --ca FILE            PEM certificate(s) to trust for the server
+  --insecure           do not check the server's certificate
+  --user U             administrator to log in as (default admin)
+  --password-file F    file holding the password (default $TALLY_PASSWORD)
+  --json               print JSON instead of tables
+`
+
+// usageErr is a mistake in the command line; it exits with exitUsage.
+type usageErr string
+
+func (e usageErr) Error() string { return string(e) }
+
+// usageError reports a wrong command line.
+func usageError(format string, args ...any) error {
+	return usageErr(fmt.Sprintf(format, args...))
+}
+
+// cli is one invocation: its options, its outputs and its sources of time
+// and randomness.
+type cli struct {
+	opts   options
+	stdout io.Writer
+	stderr io.Writer
+	getenv func(string) string
+	now    func() time.Time
+	random io.Reader
+	api    *client // made on first use
+}
+
+// options are the global flags.
+type options struct {
+	server       string
+	ca           string
+	insecure     bool
+	user         string
+	passwordFile string
+	json         bool
+}
+
+// run executes one command line and returns the exit code. Failures are
+// written to stderr as one line, "tallyctl: reason".
+func run(args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	c := &cli{stdout: stdout, stderr: stderr, getenv: getenv, now: time.Now, random: rand.Reader}
+	err := c.run(args)
+	var ue usageErr
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.Is(err, flag.ErrHelp):
+		fmt.Fprint(stdout, usage)
+		return exitOK
+	case errors.As(err, &ue):
+		fmt.Fprintf(stderr, "tallyctl: %s (see tallyctl --help)\n", oneLine(ue.Error()))
+		return exitUsage
+	default:
+		fmt.Fprintf(stderr, "tallyctl: %s\n", oneLine(err.Error()))
+		return exitError
+	}
+}
+
+func (c *cli) run(args []string) error {
+	server := c.getenv("TALLY_SERVER")
+	if server == "" {
+		server = defaultServer
+	}
+	fs := newFlagSet("tallyctl")
+	fs.StringVar(&c.opts.server, "server", server, "")
+	fs.StringVar(&c.opts.ca, "ca", "", "")
+	fs.BoolVar(&c.opts.insecure, "insecure", false, "")
+	fs.StringVar(&c.opts.user, "user", "admin", "")
+	fs.StringVar(&c.opts.passwordFile, "password-file", "", "")
+	fs.BoolVar(&c.opts.json, "json", false, "")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if c.opts.ca != "" && c.opts.insecure {
+		return usageError("--ca and --insecure exclude each other")
+	}
+	args = fs.Args()
+	if len(args) == 0 {
+		return usageError("no command")
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "help":
+		return flag.ErrHelp
+	case "health":
+		return c.health(rest)
+	case "features":
+		return c.features(rest)
+	case "devices":
+		return c.devices(rest)
+	case "reservations":
+		return c.reservations(rest)
+	case "model":
+		return c.model(rest)
+	case "pools":
+		return c.pools(rest)
+	case "properties":
+		return c.properties(rest)
+	case "rights":
+		return c.rights(rest)
+	case "producer":
+		return c.producer(rest)
+	}
+	return usageError("unknown command %q", cmd)
+}
+
+// newFlagSet returns a flag set that reports errors instead of printing
+// them, so that run prints one line.
+func newFlagSet(name string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	return fs
+}
+
+// parseFlags parses args, marking errors as usage errors.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		if fs.Name() == "tallyctl" {
+			return usageError("%v", err)
+		}
+		return usageError("%s: %v", fs.Name(), err)
+	}
+	return nil
+}
+
+// commandFlags returns the flag set of a command; every command also takes
+// --json after its name.
+func (c *cli) commandFlags(name string) *flag.FlagSet {
+	fs := newFlagSet(name)
+	fs.BoolVar(&c.opts.json, "json", c.opts.json, "")
+	return fs
+}
+
+// parseArgs parses a command's flags and checks that it got between min and
+// max positional arguments (max < 0: any number).
+func parseArgs(fs *flag.FlagSet, args []string, min, max int, shape string) ([]string, error) {
+	if err := parseFlags(fs, args); err != nil {
+		return nil, err
+	}
+	rest := fs.Args()
+	if len(rest) < min || (max >= 0 && len(rest) > max) {
+		return nil, usageError("usage: tallyctl %s", shape)
+	}
+	return rest, nil
+}
+
+// subcommand splits "NAME SUB ARGS..." into SUB and its arguments.
+func subcommand(group string, args []string, subs ...string) (string, []string, error) {
+	if len(args) == 0 {
+		return "", nil, usageError("%s needs a subcommand: %s", group, strings.Join(subs, ", "))
+	}
+	for _, s := range subs {
+		if args[0] == s {
+			return s, args[1:], nil
+		}
+	}
+	return "", nil, usageError("unknown %s subcommand %q (want %s)", group, args[0], strings.Join(subs, ", "))
+}
+
+// oneLine folds a message onto one line.
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
+}
