@@ -69,7 +69,7 @@ Producer commands (no server):
 
 Options:
   --server URL         server address (default $TALLY_SERVER or ` + defaultServer + `)
-  --ca FILE            PEM certificate(s) to trust for the server
+  --ca FILE            PEM certificate(s) to trust for the server (default $TALLY_CA)
   --insecure           do not check the server's certificate
   --user U             administrator to log in as (default admin)
   --password-file F    file holding the password (default $TALLY_PASSWORD)
@@ -136,7 +136,7 @@ func (c *cli) run(args []string) error {
 	}
 	fs := newFlagSet("tallyctl")
 	fs.StringVar(&c.opts.server, "server", server, "")
-	fs.StringVar(&c.opts.ca, "ca", "", "")
+	fs.StringVar(&c.opts.ca, "ca", c.getenv("TALLY_CA"), "")
 	fs.BoolVar(&c.opts.insecure, "insecure", false, "")
 	fs.StringVar(&c.opts.user, "user", "admin", "")
 	fs.StringVar(&c.opts.passwordFile, "password-file", "", "")
@@ -144,8 +144,13 @@ func (c *cli) run(args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if c.opts.ca != "" && c.opts.insecure {
-		return usageError("--ca and --insecure exclude each other")
+	caGiven := false
+	fs.Visit(func(f *flag.Flag) { caGiven = caGiven || f.Name == "ca" })
+	if c.opts.insecure {
+		if caGiven {
+			return usageError("--ca and --insecure exclude each other")
+		}
+		c.opts.ca = ""
 	}
 	args = fs.Args()
 	if len(args) == 0 {

@@ -225,6 +225,13 @@ func TestTLS(t *testing.T) {
 	if r := tallyctl(map[string]string{"TALLY_SERVER": f.URL}, "--ca", f.caFile, "health"); r.code != 0 {
 		t.Errorf("TALLY_SERVER: %+v", r)
 	}
+	caEnv := map[string]string{"TALLY_SERVER": f.URL, "TALLY_CA": f.caFile}
+	if r := tallyctl(caEnv, "health"); r.code != 0 {
+		t.Errorf("TALLY_CA: %+v", r)
+	}
+	if r := tallyctl(map[string]string{"TALLY_SERVER": f.URL, "TALLY_CA": otherCA(t)}, "--insecure", "health"); r.code != 0 {
+		t.Errorf("--insecure over TALLY_CA: %+v", r)
+	}
 	// Nothing listens on a closed server's address.
 	closed := newFakeServer(t)
 	closed.Close()
