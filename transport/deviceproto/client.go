@@ -1,0 +1,410 @@
+package deviceproto
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// Errors of the Client.
+var (
+	// ErrClosed is returned for requests on a closed connection.
+	ErrClosed = errors.New("connection closed")
+	// ErrProtocol is wrapped when the server breaks the protocol: an
+	// unexpected reply, a payload for another device or request.
+	ErrProtocol = errors.New("protocol violation")
+	// ErrFingerprint is wrapped when the server's identity certificate does
+	// not have the pinned fingerprint.
+	ErrFingerprint = errors.New("identity fingerprint mismatch")
+)
+
+// ClientConfig configures Dial.
+type ClientConfig struct {
+	// TLS configures the TLS connection (root CAs, or a pinned certificate
+	// check through VerifyConnection). Nil uses the system roots.
+	TLS *tls.Config
+	// Header is sent with the WebSocket handshake.
+	Header http.Header
+	// Hello is what the device says about itself. Protocol is filled in
+	// when empty.
+	Hello Hello
+	// VerifyFingerprint, when set, pins the licensing identity: the
+	// certificate in the welcome must have this fingerprint.
+	VerifyFingerprint string
+	// SkipSignatureCheck accepts capability responses and pushes without
+	// checking their signatures. It is meant for load generators that
+	// measure the server, never for devices.
+	SkipSignatureCheck bool
+	// HandshakeTimeout bounds the WebSocket handshake; default 10s.
+	HandshakeTimeout time.Duration
+	// WriteTimeout bounds each write; a write that times out ends the
+	// connection. Default 10s.
+	WriteTimeout time.Duration
+	// MaxMessageBytes bounds a message from the server; default 1 MiB.
+	MaxMessageBytes int64
+	// PushBuffer is how many pushes wait in Pushes; default 64. When it is
+	// full further pushes are dropped (Status tells the current leases).
+	PushBuffer int
+}
+
+// identity is what the welcome told the client.
+type identity struct {
+	welcome Welcome
+	key     *ecdsa.PublicKey
+}
+
+// CapabilityResponse is a verified capabilityResponse or leaseChanged push:
+// the decoded payload and the signed form to keep for offline checks.
+type CapabilityResponse struct {
+	Payload
+	Signed Signed
+}
+
+// LeaseChanged is a verified leaseChanged push.
+type LeaseChanged = CapabilityResponse
+
+// Client is a device's connection to a Tally server. Its methods are safe
+// for concurrent use; requests are multiplexed over the one connection by
+// ID, so several may be in flight at once.
+type Client struct {
+	cfg ClientConfig
+	ws  *websocket.Conn
+	// id is set once the welcome is checked; the read loop may look at it
+	// before Dial returns.
+	id atomic.Pointer[identity]
+
+	writeMu sync.Mutex
+	nextID  atomic.Uint64
+
+	mu      sync.Mutex
+	waiters map[uint64]chan Envelope
+	err     error // why the connection ended
+
+	pushes    chan LeaseChanged
+	dropped   atomic.Uint64
+	done      chan struct{}
+	closeOnce sync.Once
+}
+
+// Dial connects to url (wss://host:port/ws/device), says hello and checks
+// the welcome: the protocol, the identity certificate and, when pinned, its
+// fingerprint.
+func Dial(ctx context.Context, url string, cfg ClientConfig) (*Client, error) {
+	if cfg.HandshakeTimeout <= 0 {
+		cfg.HandshakeTimeout = 10 * time.Second
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = 10 * time.Second
+	}
+	if cfg.MaxMessageBytes <= 0 {
+		cfg.MaxMessageBytes = 1 << 20
+	}
+	if cfg.PushBuffer <= 0 {
+		cfg.PushBuffer = 64
+	}
+	if cfg.Hello.Protocol == "" {
+		cfg.Hello.Protocol = Protocol
+	}
+	d := websocket.Dialer{
+		TLSClientConfig:  cfg.TLS,
+		HandshakeTimeout: cfg.HandshakeTimeout,
+		ReadBufferSize:   4096,
+		WriteBufferSize:  4096,
+		Proxy:            http.ProxyFromEnvironment,
+	}
+	ws, resp, err := d.DialContext(ctx, url, cfg.Header)
+	if err != nil {
+		if resp != nil {
+			return nil, fmt.Errorf("connect to %s: %w (HTTP %s)", url, err, resp.Status)
+		}
+		return nil, fmt.Errorf("connect to %s: %w", url, err)
+	}
+	ws.SetReadLimit(cfg.MaxMessageBytes)
+	c := &Client{
+		cfg:     cfg,
+		ws:      ws,
+		waiters: map[uint64]chan Envelope{},
+		pushes:  make(chan LeaseChanged, cfg.PushBuffer),
+		done:    make(chan struct{}),
+	}
+	go c.readLoop()
+	var w Welcome
+	if err := c.call(ctx, TypeHello, cfg.Hello, TypeWelcome, &w); err != nil {
+		c.Close()
+		return nil, err
+	}
+	key, err := c.checkWelcome(&w)
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	c.id.Store(&identity{welcome: w, key: key})
+	return c, nil
+}
+
+func (c *Client) checkWelcome(w *Welcome) (*ecdsa.PublicKey, error) {
+	if w.Protocol != Protocol {
+		return nil, fmt.Errorf("%w: server speaks %q, not %q", ErrProtocol, w.Protocol, Protocol)
+	}
+	if got := Fingerprint(w.Certificate); got != w.Fingerprint {
+		return nil, fmt.Errorf("%w: the welcome names fingerprint %s but its certificate has %s", ErrFingerprint, w.Fingerprint, got)
+	}
+	if c.cfg.VerifyFingerprint != "" && NormalizeFingerprint(c.cfg.VerifyFingerprint) != w.Fingerprint {
+		return nil, fmt.Errorf("%w: server identity is %s, pinned %s", ErrFingerprint, w.Fingerprint, NormalizeFingerprint(c.cfg.VerifyFingerprint))
+	}
+	return IdentityKey(w.Certificate)
+}
+
+// Welcome returns the server's welcome.
+func (c *Client) Welcome() Welcome { return c.id.Load().welcome }
+
+// IdentityKey returns the key that signs the server's payloads.
+func (c *Client) IdentityKey() *ecdsa.PublicKey { return c.id.Load().key }
+
+// Checkout asks for the features at the given counts (the counts to hold,
+// see FeatureRequest) and returns the verified response. Denials are part
+// of the response, not errors.
+func (c *Client) Checkout(ctx context.Context, features ...FeatureRequest) (*CapabilityResponse, error) {
+	return c.capability(ctx, TypeCapabilityRequest, CapabilityRequest{Features: features})
+}
+
+// Renew extends the leases on the features at the given counts.
+func (c *Client) Renew(ctx context.Context, features ...FeatureRequest) (*CapabilityResponse, error) {
+	return c.capability(ctx, TypeRenew, CapabilityRequest{Features: features})
+}
+
+// Return gives the features back; the response grants them with count 0.
+func (c *Client) Return(ctx context.Context, features ...FeatureRef) (*CapabilityResponse, error) {
+	return c.capability(ctx, TypeReturn, ReturnRequest{Features: features})
+}
+
+// Status returns the leases the server records for the device.
+func (c *Client) Status(ctx context.Context) (*Status, error) {
+	var s Status
+	if err := c.call(ctx, TypeStatus, StatusRequest{}, TypeStatus, &s); err != nil {
+		return nil, err
+	}
+	return &s, nil
+}
+
+// Pushes delivers verified leaseChanged pushes. It is closed when the
+// connection ends.
+func (c *Client) Pushes() <-chan LeaseChanged { return c.pushes }
+
+// DroppedPushes counts pushes dropped because Pushes was full or did not
+// verify.
+func (c *Client) DroppedPushes() uint64 { return c.dropped.Load() }
+
+// Done is closed when the connection has ended; Err then says why.
+func (c *Client) Done() <-chan struct{} { return c.done }
+
+// Err returns why the connection ended, or nil while it is open.
+func (c *Client) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
+
+// Close closes the connection with a normal close frame.
+func (c *Client) Close() error {
+	c.writeMu.Lock()
+	_ = c.ws.SetWriteDeadline(time.Now().Add(time.Second))
+	_ = c.ws.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""))
+	c.writeMu.Unlock()
+	c.shutdown(ErrClosed)
+	<-c.done
+	return nil
+}
+
+func (c *Client) capability(ctx context.Context, typ string, body any) (*CapabilityResponse, error) {
+	id, env, err := c.roundTrip(ctx, typ, body)
+	if err != nil {
+		return nil, err
+	}
+	if env.Type != TypeCapabilityResponse {
+		return nil, fmt.Errorf("%w: %s answered with %s", ErrProtocol, typ, env.Type)
+	}
+	return c.openSigned(env.Body, id)
+}
+
+// openSigned decodes and verifies a signed body meant for request id (0 for
+// a push).
+func (c *Client) openSigned(body []byte, id uint64) (*CapabilityResponse, error) {
+	who := c.id.Load()
+	if who == nil {
+		return nil, fmt.Errorf("%w: signed payload before the welcome", ErrProtocol)
+	}
+	var s Signed
+	if err := json.Unmarshal(body, &s); err != nil {
+		return nil, fmt.Errorf("%w: signed body: %w", ErrProtocol, err)
+	}
+	if !c.cfg.SkipSignatureCheck {
+		if err := Verify(who.key, s); err != nil {
+			return nil, err
+		}
+	}
+	var p Payload
+	if err := json.Unmarshal(s.Payload, &p); err != nil {
+		return nil, fmt.Errorf("%w: payload: %w", ErrProtocol, err)
+	}
+	if p.Device != who.welcome.Device {
+		return nil, fmt.Errorf("%w: payload for device %s, not %s", ErrProtocol, p.Device, who.welcome.Device)
+	}
+	if p.RequestID != id {
+		return nil, fmt.Errorf("%w: payload answers request %d, not %d", ErrProtocol, p.RequestID, id)
+	}
+	return &CapabilityResponse{Payload: p, Signed: s}, nil
+}
+
+// call sends a request and decodes a reply of type want into out.
+func (c *Client) call(ctx context.Context, typ string, body any, want string, out any) error {
+	_, env, err := c.roundTrip(ctx, typ, body)
+	if err != nil {
+		return err
+	}
+	if env.Type != want {
+		return fmt.Errorf("%w: %s answered with %s", ErrProtocol, typ, env.Type)
+	}
+	if err := json.Unmarshal(env.Body, out); err != nil {
+		return fmt.Errorf("%w: %s body: %w", ErrProtocol, want, err)
+	}
+	return nil
+}
+
+// roundTrip sends a request and waits for the reply with its ID. An error
+// reply is returned as *Error.
+func (c *Client) roundTrip(ctx context.Context, typ string, body any) (uint64, Envelope, error) {
+	raw, err := json.Marshal(body)
+	if err != nil {
+		return 0, Envelope{}, fmt.Errorf("encode %s: %w", typ, err)
+	}
+	id := c.nextID.Add(1)
+	msg, err := json.Marshal(Envelope{Type: typ, ID: id, Body: raw})
+	if err != nil {
+		return 0, Envelope{}, fmt.Errorf("encode %s: %w", typ, err)
+	}
+	reply := make(chan Envelope, 1)
+	c.mu.Lock()
+	if c.err != nil {
+		err := c.err
+		c.mu.Unlock()
+		return 0, Envelope{}, err
+	}
+	c.waiters[id] = reply
+	c.mu.Unlock()
+	forget := func() {
+		c.mu.Lock()
+		delete(c.waiters, id)
+		c.mu.Unlock()
+	}
+
+	// The write has its own deadline: a context that ends mid-frame would
+	// leave the connection unusable; the context bounds the wait instead.
+	c.writeMu.Lock()
+	_ = c.ws.SetWriteDeadline(time.Now().Add(c.cfg.WriteTimeout))
+	err = c.ws.WriteMessage(websocket.TextMessage, msg)
+	c.writeMu.Unlock()
+	if err != nil {
+		forget()
+		c.shutdown(fmt.Errorf("%w: write: %w", ErrClosed, err))
+		return 0, Envelope{}, fmt.Errorf("send %s: %w", typ, err)
+	}
+	select {
+	case env := <-reply:
+		if env.Type == TypeError {
+			e := &Error{}
+			if err := json.Unmarshal(env.Body, e); err != nil {
+				return 0, Envelope{}, fmt.Errorf("%w: error body: %w", ErrProtocol, err)
+			}
+			return 0, Envelope{}, e
+		}
+		return id, env, nil
+	case <-ctx.Done():
+		forget()
+		return 0, Envelope{}, ctx.Err()
+	case <-c.done:
+		// The reply may have arrived just before the end.
+		select {
+		case env := <-reply:
+			if env.Type != TypeError {
+				return id, env, nil
+			}
+		default:
+		}
+		return 0, Envelope{}, c.Err()
+	}
+}
+
+// readLoop dispatches replies to their waiters and pushes to Pushes.
+func (c *Client) readLoop() {
+	var err error
+	for {
+		var data []byte
+		_, data, err = c.ws.ReadMessage()
+		if err != nil {
+			break
+		}
+		var env Envelope
+		if jerr := json.Unmarshal(data, &env); jerr != nil {
+			err = fmt.Errorf("%w: %w", ErrProtocol, jerr)
+			break
+		}
+		if env.ID == 0 {
+			c.handlePush(env)
+			continue
+		}
+		c.mu.Lock()
+		w := c.waiters[env.ID]
+		delete(c.waiters, env.ID)
+		c.mu.Unlock()
+		if w != nil {
+			w <- env
+		}
+	}
+	var ce *websocket.CloseError
+	if errors.As(err, &ce) {
+		err = fmt.Errorf("%w by the server: %w", ErrClosed, ce)
+	} else {
+		err = fmt.Errorf("%w: %w", ErrClosed, err)
+	}
+	c.shutdown(err)
+	close(c.pushes)
+	close(c.done)
+}
+
+func (c *Client) handlePush(env Envelope) {
+	if env.Type != TypeLeaseChanged || bytes.Equal(env.Body, []byte("null")) {
+		return // an error that belongs to no request, e.g. for a frame the server could not read
+	}
+	lc, err := c.openSigned(env.Body, 0)
+	if err != nil {
+		c.dropped.Add(1)
+		return
+	}
+	select {
+	case c.pushes <- *lc:
+	default:
+		c.dropped.Add(1)
+	}
+}
+
+// shutdown records why the connection ended and closes it; the read loop
+// then fails the waiters.
+func (c *Client) shutdown(err error) {
+	c.closeOnce.Do(func() {
+		c.mu.Lock()
+		c.err = err
+		c.mu.Unlock()
+		c.ws.Close()
+	})
+}
