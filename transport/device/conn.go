@@ -1,0 +1,331 @@
+package device
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/tallyhq/tally/core"
+	"github.com/tallyhq/tally/core/hostid"
+	"github.com/tallyhq/tally/transport/deviceproto"
+)
+
+// conn is one device connection. The serving goroutine reads, one writer
+// goroutine writes what enqueue queues, and up to MaxInFlight request
+// goroutines run in between.
+type conn struct {
+	h  *Handler
+	ws *websocket.Conn
+
+	send      chan []byte
+	done      chan struct{} // closed when the connection is to end
+	closeOnce sync.Once
+	closeCode int // close frame the writer sends; 0 for none
+	closeText string
+	inflight  chan struct{}
+	requests  sync.WaitGroup
+
+	// Token bucket, used by the reading goroutine only.
+	tokens float64
+	last   time.Time
+
+	mu         sync.Mutex
+	device     hostid.HostID
+	registered bool // device is set and the handler knows it
+	// order holds, per feature name, the completion of the latest request
+	// in flight that names it: requests of one connection run concurrently
+	// but those naming the same feature apply in the order they arrived.
+	order map[string]chan struct{}
+}
+
+func newConn(h *Handler, ws *websocket.Conn) *conn {
+	return &conn{
+		h:        h,
+		ws:       ws,
+		send:     make(chan []byte, h.cfg.SendQueue),
+		done:     make(chan struct{}),
+		inflight: make(chan struct{}, h.cfg.MaxInFlight),
+		tokens:   max(h.cfg.MaxRate, 1),
+		last:     h.cfg.Now(),
+	}
+}
+
+// finish ends the connection: the writer flushes what is queued, sends a
+// close frame with code (none when 0) and closes the socket.
+func (c *conn) finish(code int, text string) {
+	c.closeOnce.Do(func() {
+		c.closeCode, c.closeText = code, text
+		close(c.done)
+	})
+}
+
+// abort ends the connection at once, without a close frame: the peer is
+// not reading.
+func (c *conn) abort() {
+	c.finish(0, "")
+	c.ws.NetConn().Close()
+}
+
+// enqueue queues a message for the writer; a full queue aborts the
+// connection.
+func (c *conn) enqueue(msg []byte) {
+	select {
+	case <-c.done:
+		return
+	default:
+	}
+	select {
+	case c.send <- msg:
+	default:
+		c.h.metrics.overflows.Add(1)
+		c.h.cfg.Logger.Debug("device connection closed: send queue full", "device", c.currentDevice())
+		c.abort()
+	}
+}
+
+func (c *conn) reply(typ string, id uint64, body any) {
+	msg, err := encode(typ, id, body)
+	if err != nil {
+		c.h.cfg.Logger.Error("encode a reply", "type", typ, "err", err)
+		return
+	}
+	c.enqueue(msg)
+}
+
+func (c *conn) replyError(id uint64, err error) {
+	pe := errorFor(err)
+	if pe.code == deviceproto.CodeInternal {
+		c.h.cfg.Logger.Error("device request failed", "device", c.currentDevice(), "err", err)
+	}
+	c.h.metrics.countError(pe.code)
+	c.reply(deviceproto.TypeError, id, deviceproto.Error{Code: pe.code, Message: pe.msg})
+}
+
+func (c *conn) currentDevice() hostid.HostID {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.device
+}
+
+// forgetDevice is called when the device is dropped: it must say hello again.
+func (c *conn) forgetDevice() {
+	c.mu.Lock()
+	c.registered = false
+	c.mu.Unlock()
+}
+
+func (c *conn) helloDevice() (hostid.HostID, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.device, c.registered
+}
+
+// serve runs the connection until it ends.
+func (c *conn) serve() {
+	h := c.h
+	go c.writeLoop()
+	c.ws.SetReadLimit(h.cfg.MaxMessageBytes)
+	c.ws.SetReadDeadline(time.Now().Add(h.cfg.ReadTimeout))
+	c.ws.SetPongHandler(func(string) error {
+		return c.ws.SetReadDeadline(time.Now().Add(h.cfg.ReadTimeout))
+	})
+	c.readLoop()
+	c.finish(0, "") // the peer is gone or has closed; nothing more to say
+	c.requests.Wait()
+
+	device, registered := c.helloDevice()
+	others := h.unregister(c, device, registered)
+	if registered && !others && !h.isClosed() {
+		ctx, cancel := context.WithTimeout(h.ctx, h.cfg.ApplyTimeout)
+		_, err := h.cfg.Store.Apply(ctx, &core.Disconnect{Device: device})
+		cancel()
+		if err != nil && !errors.Is(err, core.ErrUnknownDevice) {
+			h.cfg.Logger.Warn("apply disconnect", "device", device, "err", err)
+		}
+	}
+}
+
+func (c *conn) readLoop() {
+	h := c.h
+	for {
+		_, data, err := c.ws.ReadMessage()
+		if err != nil {
+			if errors.Is(err, websocket.ErrReadLimit) {
+				// gorilla has sent close 1009.
+				h.metrics.oversized.Add(1)
+				c.finish(0, "")
+			}
+			return
+		}
+		c.ws.SetReadDeadline(time.Now().Add(h.cfg.ReadTimeout))
+		if c.process(data) {
+			return
+		}
+	}
+}
+
+// process handles one message from the device. Requests after hello run
+// on their own goroutines, at most MaxInFlight at once. It reports whether
+// the connection must end.
+func (c *conn) process(data []byte) (end bool) {
+	c.h.metrics.received.Add(1)
+	var env deviceproto.Envelope
+	if err := json.Unmarshal(data, &env); err != nil {
+		c.replyError(0, newError(deviceproto.CodeMalformed, "message is not a JSON envelope: "+oneLine(err.Error())))
+		return false
+	}
+	if !c.allow() {
+		c.replyError(env.ID, newError(deviceproto.CodeRateLimited, "too many messages; slow down"))
+		return false
+	}
+	switch env.Type {
+	case deviceproto.TypeHello:
+		return c.hello(env)
+	case deviceproto.TypeCapabilityRequest, deviceproto.TypeRenew, deviceproto.TypeReturn, deviceproto.TypeStatus:
+		if _, ok := c.helloDevice(); !ok {
+			c.replyError(env.ID, newError(deviceproto.CodeHelloRequired, "say hello first"))
+			return false
+		}
+		req, err := decodeRequest(env)
+		if err != nil {
+			c.replyError(env.ID, err)
+			return false
+		}
+		select {
+		case c.inflight <- struct{}{}:
+		case <-c.done:
+			return true
+		}
+		waits, mine := c.sequence(req)
+		c.requests.Add(1)
+		go func() {
+			defer func() { <-c.inflight; c.requests.Done() }()
+			for _, w := range waits {
+				<-w
+			}
+			c.handle(req)
+			c.unsequence(req, mine)
+		}()
+	default:
+		c.replyError(env.ID, newError(deviceproto.CodeUnknownType, "unknown message type "+quote(env.Type)))
+	}
+	return false
+}
+
+// sequence returns what req must wait for: the requests in flight naming
+// one of its features, or, for status, every request in flight. It runs on
+// the reading goroutine, so the order is the order of arrival.
+func (c *conn) sequence(req request) (waits []chan struct{}, mine chan struct{}) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if req.features == nil {
+		for _, ch := range c.order {
+			waits = append(waits, ch)
+		}
+		return waits, nil
+	}
+	mine = make(chan struct{})
+	if c.order == nil {
+		c.order = map[string]chan struct{}{}
+	}
+	for _, f := range req.features {
+		prev, ok := c.order[f.Name]
+		if prev == mine {
+			continue
+		}
+		if ok {
+			waits = append(waits, prev)
+		}
+		c.order[f.Name] = mine
+	}
+	return waits, mine
+}
+
+// unsequence marks req done.
+func (c *conn) unsequence(req request, mine chan struct{}) {
+	if mine == nil {
+		return
+	}
+	c.mu.Lock()
+	for _, f := range req.features {
+		if c.order[f.Name] == mine {
+			delete(c.order, f.Name)
+		}
+	}
+	c.mu.Unlock()
+	close(mine)
+}
+
+// allow takes a token from the connection's bucket.
+func (c *conn) allow() bool {
+	rate := c.h.cfg.MaxRate
+	if rate < 0 {
+		return true
+	}
+	now := c.h.cfg.Now()
+	burst := max(rate, 1)
+	c.tokens = min(burst, c.tokens+now.Sub(c.last).Seconds()*rate)
+	c.last = now
+	if c.tokens < 1 {
+		return false
+	}
+	c.tokens--
+	return true
+}
+
+func (c *conn) writeLoop() {
+	h := c.h
+	ping := time.NewTicker(h.cfg.ReadTimeout / 3)
+	defer ping.Stop()
+	defer c.ws.Close()
+	write := func(msg []byte) bool {
+		c.ws.SetWriteDeadline(time.Now().Add(h.cfg.WriteTimeout))
+		if err := c.ws.WriteMessage(websocket.TextMessage, msg); err != nil {
+			c.abort()
+			return false
+		}
+		h.metrics.sent.Add(1)
+		return true
+	}
+	for {
+		select {
+		case msg := <-c.send:
+			if !write(msg) {
+				return
+			}
+		case <-ping.C:
+			if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(h.cfg.WriteTimeout)); err != nil {
+				c.abort()
+				return
+			}
+		case <-c.done:
+			for {
+				select {
+				case msg := <-c.send:
+					if !write(msg) {
+						return
+					}
+					continue
+				default:
+				}
+				break
+			}
+			if c.closeCode != 0 {
+				c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(c.closeCode, c.closeText),
+					time.Now().Add(time.Second))
+			}
+			return
+		}
+	}
+}
+
+func quote(s string) string {
+	if len(s) > 64 {
+		s = s[:64] + "…"
+	}
+	b, _ := json.Marshal(s)
+	return string(b)
+}

@@ -1,0 +1,27 @@
+// Package device serves the device protocol tally-device/1 (see
+// transport/deviceproto and its PROTOCOL.md) on a WebSocket: it turns
+// device messages into core commands on a core.Store, signs what it tells
+// devices with the node's licensing identity, and pushes lease changes to
+// connected devices. It decides no licensing rule itself.
+//
+// Each connection has one reader goroutine (the one serving the HTTP
+// request) and one writer goroutine that owns a bounded send queue. A
+// device may pipeline up to Config.MaxInFlight requests, which run
+// concurrently; the store batches them into log entries. A client that
+// does not read its replies and pushes is disconnected when its queue
+// overflows, so one slow device never holds memory or goroutines of the
+// others.
+//
+// Signing: an ECDSA P-256 signature costs about 30 µs of CPU, more than
+// the rest of a checkout, so one goroutine signs whatever payloads are
+// waiting when it is free: one payload alone is signed directly, several
+// are signed as the root of a Merkle tree and each response carries its
+// audit path. Under light load every response is signed on its own; under
+// heavy load the cost of a signature is shared by the batch, without any
+// waiting window.
+//
+// When a connection closes the handler applies core.Disconnect for its
+// device (core frees the counts only when licensing.releaseOnDisconnect is
+// on), unless the device has another connection open or the handler is
+// shutting down: a node going away is not a device going away.
+package device
