@@ -1,0 +1,323 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tallyhq/tally/transport/deviceproto"
+)
+
+// options are the global flags.
+type options struct {
+	server      string
+	ca          string
+	fingerprint string
+	insecure    bool
+	identity    string
+	hostid      string
+	hostidType  string
+	alias       string
+	deviceType  string
+	json        bool
+	timeout     time.Duration
+}
+
+// usageError is a mistake on the command line.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error { return &usageError{fmt.Sprintf(format, args...)} }
+
+const usage = `usage: tally-agent [--server wss://HOST:8443] [--ca FILE | --fingerprint FP | --insecure]
+                   [--identity FP] [--hostid VALUE --hostid-type TYPE --alias A] [--json] COMMAND
+commands: hello | checkout NAME VERSION COUNT | renew NAME VERSION COUNT | return NAME [VERSION]
+          | status | load --devices N --duration D [--feature NAME --version V]`
+
+// run runs the agent with args and returns the exit code.
+func run(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("tally-agent", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	var o options
+	fs.StringVar(&o.server, "server", "wss://localhost:8443", "server URL")
+	fs.StringVar(&o.ca, "ca", "", "PEM file of CA certificates that sign the server's TLS certificate")
+	fs.StringVar(&o.fingerprint, "fingerprint", "", "SHA-256 fingerprint of the server's TLS certificate to pin")
+	fs.BoolVar(&o.insecure, "insecure", false, "accept any TLS certificate")
+	fs.StringVar(&o.identity, "identity", "", "fingerprint of the licensing identity to pin")
+	fs.StringVar(&o.hostid, "hostid", "", "device hostid value (default: the host name)")
+	fs.StringVar(&o.hostidType, "hostid-type", "STRING", "hostid type: ETHERNET, UUID, SERIAL, STRING or USER")
+	fs.StringVar(&o.alias, "alias", "", "device alias")
+	fs.StringVar(&o.deviceType, "device-type", deviceproto.DeviceUnknown, "PHYSICAL, VIRTUAL or UNKNOWN")
+	fs.BoolVar(&o.json, "json", false, "print JSON")
+	fs.DurationVar(&o.timeout, "timeout", 30*time.Second, "time limit of a command (not of load)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(stdout, usage)
+			return 0
+		}
+		fmt.Fprintf(stderr, "tally-agent: %s\n", oneLine(err.Error()))
+		return 2
+	}
+	err := dispatch(o, fs.Args(), stdout)
+	if err == nil {
+		return 0
+	}
+	fmt.Fprintf(stderr, "tally-agent: %s\n", oneLine(err.Error()))
+	var ue *usageError
+	if errors.As(err, &ue) {
+		return 2
+	}
+	return 1
+}
+
+func dispatch(o options, args []string, stdout io.Writer) error {
+	if len(args) == 0 {
+		return usagef("no command; try hello, checkout, renew, return, status or load")
+	}
+	cmd, args := args[0], args[1:]
+	if cmd == "load" {
+		return runLoad(o, args, stdout)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
+	defer cancel()
+	wantArgs := map[string][2]int{"hello": {0, 0}, "status": {0, 0}, "checkout": {3, 3}, "renew": {3, 3}, "return": {1, 2}}
+	n, ok := wantArgs[cmd]
+	if !ok {
+		return usagef("unknown command %q", cmd)
+	}
+	if len(args) < n[0] || len(args) > n[1] {
+		return usagef("%s takes %s", cmd, map[string]string{"hello": "no arguments", "status": "no arguments",
+			"checkout": "NAME VERSION COUNT", "renew": "NAME VERSION COUNT", "return": "NAME [VERSION]"}[cmd])
+	}
+	var count int64
+	if cmd == "checkout" || cmd == "renew" {
+		c, err := strconv.ParseInt(args[2], 10, 64)
+		if err != nil || c < 0 {
+			return usagef("COUNT %q is not a whole number of zero or more", args[2])
+		}
+		count = c
+	}
+	cfg, err := clientConfig(o)
+	if err != nil {
+		return err
+	}
+	url, err := deviceURL(o.server)
+	if err != nil {
+		return err
+	}
+	c, err := deviceproto.Dial(ctx, url, cfg)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	switch cmd {
+	case "hello":
+		return printWelcome(stdout, c.Welcome(), o.json)
+	case "status":
+		st, err := c.Status(ctx)
+		if err != nil {
+			return err
+		}
+		return printStatus(stdout, st, o.json)
+	case "checkout", "renew":
+		f := deviceproto.FeatureRequest{Name: args[0], Version: args[1], Count: count}
+		var res *deviceproto.CapabilityResponse
+		if cmd == "checkout" {
+			res, err = c.Checkout(ctx, f)
+		} else {
+			res, err = c.Renew(ctx, f)
+		}
+		if err != nil {
+			return err
+		}
+		return printResponse(stdout, res, o.json)
+	default: // return
+		refs := []deviceproto.FeatureRef{{Name: args[0]}}
+		if len(args) == 2 {
+			refs[0].Version = args[1]
+		} else {
+			st, err := c.Status(ctx)
+			if err != nil {
+				return err
+			}
+			refs = refs[:0]
+			for _, l := range st.Leases {
+				if l.Feature == args[0] {
+					refs = append(refs, deviceproto.FeatureRef{Name: l.Feature, Version: l.Version})
+				}
+			}
+			if len(refs) == 0 {
+				return fmt.Errorf("the device holds no %s", args[0])
+			}
+		}
+		res, err := c.Return(ctx, refs...)
+		if err != nil {
+			return err
+		}
+		return printResponse(stdout, res, o.json)
+	}
+}
+
+// deviceURL accepts wss://HOST:PORT, https://HOST:PORT or a full URL and
+// returns the device endpoint.
+func deviceURL(server string) (string, error) {
+	if !strings.Contains(server, "://") {
+		server = "wss://" + server
+	}
+	u, err := url.Parse(server)
+	if err != nil || u.Host == "" {
+		return "", usagef("--server %q is not a URL such as wss://HOST:8443", server)
+	}
+	switch u.Scheme {
+	case "wss", "ws":
+	case "https":
+		u.Scheme = "wss"
+	case "http":
+		u.Scheme = "ws"
+	default:
+		return "", usagef("--server %q: scheme must be wss or https", server)
+	}
+	if u.Path == "" || u.Path == "/" {
+		u.Path = deviceproto.Path
+	}
+	return u.String(), nil
+}
+
+// clientConfig builds the TLS settings and the hello from the flags.
+func clientConfig(o options) (deviceproto.ClientConfig, error) {
+	var cfg deviceproto.ClientConfig
+	set := 0
+	for _, on := range []bool{o.ca != "", o.fingerprint != "", o.insecure} {
+		if on {
+			set++
+		}
+	}
+	if set > 1 {
+		return cfg, usagef("use only one of --ca, --fingerprint and --insecure")
+	}
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	switch {
+	case o.ca != "":
+		pem, err := os.ReadFile(o.ca)
+		if err != nil {
+			return cfg, fmt.Errorf("read --ca: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return cfg, fmt.Errorf("--ca %s holds no PEM certificate", o.ca)
+		}
+		tc.RootCAs = pool
+	case o.fingerprint != "":
+		want := deviceproto.NormalizeFingerprint(o.fingerprint)
+		tc.InsecureSkipVerify = true // replaced by the pin below
+		tc.VerifyConnection = func(cs tls.ConnectionState) error {
+			if len(cs.PeerCertificates) == 0 {
+				return errors.New("the server sent no certificate")
+			}
+			if got := deviceproto.Fingerprint(cs.PeerCertificates[0].Raw); got != want {
+				return fmt.Errorf("server certificate fingerprint %s is not the pinned %s", got, want)
+			}
+			return nil
+		}
+	case o.insecure:
+		tc.InsecureSkipVerify = true
+	}
+	cfg.TLS = tc
+	cfg.VerifyFingerprint = o.identity
+	value := o.hostid
+	if value == "" {
+		h, err := os.Hostname()
+		if err != nil || h == "" {
+			return cfg, fmt.Errorf("no --hostid given and the host name is unknown")
+		}
+		value = h
+	}
+	cfg.Hello = deviceproto.Hello{
+		Protocol:   deviceproto.Protocol,
+		HostIDs:    []deviceproto.HostID{{Value: value, Type: strings.ToUpper(o.hostidType)}},
+		Alias:      o.alias,
+		DeviceType: strings.ToUpper(o.deviceType),
+	}
+	if h, err := os.Hostname(); err == nil {
+		cfg.Hello.Hostname = h
+	}
+	return cfg, nil
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func printWelcome(w io.Writer, wel deviceproto.Welcome, asJSON bool) error {
+	if asJSON {
+		return writeJSON(w, wel)
+	}
+	fmt.Fprintf(w, "node:         %s\n", wel.Node)
+	fmt.Fprintf(w, "device:       %s\n", wel.Device)
+	fmt.Fprintf(w, "fingerprint:  %s\n", wel.Fingerprint)
+	fmt.Fprintf(w, "borrow:       %s, renew at %d%%\n", time.Duration(wel.RenewHint.BorrowSeconds)*time.Second, wel.RenewHint.RenewPercent)
+	fmt.Fprintf(w, "server time:  %s\n", wel.ServerTime.Format(time.RFC3339))
+	return nil
+}
+
+func printStatus(w io.Writer, st *deviceproto.Status, asJSON bool) error {
+	if asJSON {
+		return writeJSON(w, st)
+	}
+	if len(st.Leases) == 0 {
+		fmt.Fprintf(w, "%s holds no leases\n", st.Device)
+		return nil
+	}
+	fmt.Fprintf(w, "%-20s %-10s %8s %9s  %s\n", "FEATURE", "VERSION", "COUNT", "OVERDRAFT", "EXPIRY")
+	for _, l := range st.Leases {
+		fmt.Fprintf(w, "%-20s %-10s %8d %9d  %s\n", l.Feature, l.Version, l.Count, l.Overdraft, l.Expiry.Format(time.RFC3339))
+	}
+	return nil
+}
+
+// printResponse prints a verified response; a denial is an error.
+func printResponse(w io.Writer, res *deviceproto.CapabilityResponse, asJSON bool) error {
+	if asJSON {
+		if err := writeJSON(w, res.Payload); err != nil {
+			return err
+		}
+	} else {
+		for _, g := range res.Grants {
+			if g.Count == 0 {
+				fmt.Fprintf(w, "%s %s: none held\n", g.Feature, g.Version)
+				continue
+			}
+			od := ""
+			if g.Overdraft > 0 {
+				od = fmt.Sprintf(" (%d overdraft)", g.Overdraft)
+			}
+			fmt.Fprintf(w, "%s %s: %d held%s until %s, renew at %s\n", g.Feature, g.Version, g.Count, od,
+				g.Expiry.Format(time.RFC3339), g.RenewAt.Format(time.RFC3339))
+		}
+	}
+	if len(res.Denials) > 0 {
+		d := res.Denials[0]
+		return fmt.Errorf("%s %s count %d denied: %s (holding %d)", d.Feature, d.Version, d.Count, d.Reason, d.Held)
+	}
+	return nil
+}
+
+func oneLine(s string) string {
+	if i := strings.IndexAny(s, "\r\n"); i >= 0 {
+		s = s[:i]
+	}
+	return s
+}
