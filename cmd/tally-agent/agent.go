@@ -31,6 +31,7 @@ type options struct {
 	deviceType  string
 	json        bool
 	timeout     time.Duration
+	borrow      time.Duration
 }
 
 // usageError is a mistake on the command line.
@@ -41,7 +42,7 @@ func (e *usageError) Error() string { return e.msg }
 func usagef(format string, args ...any) error { return &usageError{fmt.Sprintf(format, args...)} }
 
 const usage = `usage: tally-agent [--server wss://HOST:8443] [--ca FILE | --fingerprint FP | --insecure]
-                   [--identity FP] [--hostid VALUE --hostid-type TYPE --alias A] [--json] COMMAND
+                   [--identity FP] [--hostid VALUE --hostid-type TYPE --alias A] [--borrow D] [--json] COMMAND
 commands: hello | checkout NAME VERSION COUNT | renew NAME VERSION COUNT | return NAME [VERSION]
           | status | load --devices N --duration D [--feature NAME --version V]`
 
@@ -61,12 +62,17 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.deviceType, "device-type", deviceproto.DeviceUnknown, "PHYSICAL, VIRTUAL or UNKNOWN")
 	fs.BoolVar(&o.json, "json", false, "print JSON")
 	fs.DurationVar(&o.timeout, "timeout", 30*time.Second, "time limit of a command (not of load)")
+	fs.DurationVar(&o.borrow, "borrow", 0, "lease length to ask for in checkout and renew, whole seconds (default: the server's)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprintln(stdout, usage)
 			return 0
 		}
 		fmt.Fprintf(stderr, "tally-agent: %s\n", oneLine(err.Error()))
+		return 2
+	}
+	if o.borrow < 0 || (o.borrow > 0 && o.borrow < time.Second) {
+		fmt.Fprintf(stderr, "tally-agent: --borrow %s: give at least one second\n", o.borrow)
 		return 2
 	}
 	err := dispatch(o, fs.Args(), stdout)
@@ -131,7 +137,7 @@ func dispatch(o options, args []string, stdout io.Writer) error {
 		}
 		return printStatus(stdout, st, o.json)
 	case "checkout", "renew":
-		f := deviceproto.FeatureRequest{Name: args[0], Version: args[1], Count: count}
+		f := deviceproto.FeatureRequest{Name: args[0], Version: args[1], Count: count, BorrowSeconds: int64(o.borrow / time.Second)}
 		var res *deviceproto.CapabilityResponse
 		if cmd == "checkout" {
 			res, err = c.Checkout(ctx, f)

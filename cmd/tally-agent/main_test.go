@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tallyhq/tally/transport/device"
 	"github.com/tallyhq/tally/transport/device/devicetest"
@@ -65,6 +66,15 @@ func TestCommands(t *testing.T) {
 	}
 	if got := srv.Used(t, "cad", "1.0"); got != 3 {
 		t.Fatalf("used %d", got)
+	}
+	var short struct {
+		Grants []struct {
+			Expiry time.Time
+		}
+	}
+	out = mustAgent(t, append(dev, "--borrow", "90s", "--json", "renew", "cad", "1.0", "3")...)
+	if err := json.Unmarshal([]byte(out), &short); err != nil || len(short.Grants) != 1 || short.Grants[0].Expiry.After(time.Now().Add(2*time.Minute)) {
+		t.Fatalf("renew with --borrow 90s:\n%s", out)
 	}
 	if out := mustAgent(t, append(dev, "status")...); !strings.Contains(out, "cad") || !strings.Contains(out, " 3 ") {
 		t.Fatalf("status:\n%s", out)
@@ -126,6 +136,8 @@ func TestUsageErrors(t *testing.T) {
 		{"--no-such-flag", "status"},
 		{"--server", "ftp://x", "--insecure", "status"},
 		{"load", "--devices", "0"},
+		{"--borrow", "10ms", "--insecure", "checkout", "cad", "1.0", "1"},
+		{"--borrow", "-1h", "--insecure", "checkout", "cad", "1.0", "1"},
 	} {
 		r := agent(t, args...)
 		if r.code != 2 || !strings.HasPrefix(r.stderr, "tally-agent: ") {
