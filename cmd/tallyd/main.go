@@ -1,16 +1,25 @@
 // Command tallyd is the Tally license server daemon.
 //
-// In this release it runs the licensing engine in the foreground: with
-// --dev it loads the demo rights, lets a few demo devices check out
-// features, and prints the Features and Devices views.
+// It keeps the licensing state in a replicated store (package raft), serves
+// the REST API, the device WebSocket and /metrics on one HTTPS port
+// (package transport), and signs what it tells devices with the node's
+// identity key. With --dev it runs on loopback with data in ./data, trusts
+// the demo producer key and installs the demo rights.
 package main
 
 import (
-	"errors"
-	"flag"
+	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
+	"log/slog"
+	"net"
+	"net/http"
 	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"syscall"
 	"time"
 )
 
@@ -18,36 +27,87 @@ import (
 var buildVersion = "dev"
 
 func main() {
-	if err := run(os.Args[1:], os.Stdout, time.Now); err != nil {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv); err != nil {
 		fmt.Fprintln(os.Stderr, "tallyd:", err)
 		os.Exit(1)
 	}
 }
 
-func run(args []string, out io.Writer, now func() time.Time) error {
+// run starts the daemon and serves until ctx ends, then shuts down
+// gracefully: it stops taking connections, lets requests in flight finish,
+// closes device connections and closes the store.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
 	if len(args) > 0 && args[0] == "version" {
-		_, err := fmt.Fprintf(out, "tallyd %s\n", buildVersion)
+		_, err := fmt.Fprintf(stdout, "tallyd %s\n", buildVersion)
 		return err
 	}
-	fs := flag.NewFlagSet("tallyd", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	dev := fs.Bool("dev", false, "run with the demo producer's rights and demo devices")
-	if err := fs.Parse(args); err != nil {
-		return fmt.Errorf("%w (usage: tallyd [--dev] | tallyd version)", err)
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q (usage: tallyd [--dev] | tallyd version)", fs.Arg(0))
-	}
-	if !*dev {
-		return errors.New("this release runs the engine with demo rights only: start it with --dev")
-	}
-	state, err := runDemo(now().UTC())
+	cfg, err := loadConfig(args)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "Tally %s: licensing engine with the demo rights\n\n", buildVersion)
-	printFeatures(out, state.Features())
-	fmt.Fprintln(out)
-	printDevices(out, state.Devices())
+	logs := newLogSwitch(stderr, cfg.LogFormat)
+	log := slog.New(logs)
+
+	d, err := start(cfg, log, logs, getenv)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "Tally %s is running at %s\n", buildVersion, d.url)
+	fmt.Fprintf(stdout, "Admin user: admin, password %s\n", d.passwordNote)
+	fmt.Fprintf(stdout, "Licensing ID fingerprint: %s\n", d.id.Fingerprint)
+	if cfg.Dev {
+		fmt.Fprintf(stdout, "Demo rights are installed. Try: tallyctl --server %s --insecure --password-file %s features\n",
+			d.url, filepath.Join(cfg.DataDir, initialPasswordFile))
+	}
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- d.http.Serve(d.listener) }()
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down")
+	case err := <-serveErr:
+		d.close()
+		return fmt.Errorf("serve: %w", err)
+	}
+	return d.shutdown(10 * time.Second)
+}
+
+// portOf returns the port a listener is bound to.
+func portOf(l net.Listener) string {
+	if a, ok := l.Addr().(*net.TCPAddr); ok {
+		return strconv.Itoa(a.Port)
+	}
+	return ""
+}
+
+// ensureDataDir creates the data directory, readable by tallyd alone.
+func ensureDataDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("data directory %s is not a directory", dir)
+	}
 	return nil
+}
+
+// httpServer returns the HTTPS server with timeouts that keep slow or idle
+// clients from holding resources. WebSocket connections are hijacked and
+// manage their own deadlines.
+func httpServer(h http.Handler, cert tls.Certificate, tlsConfig func(tls.Certificate) *tls.Config, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		TLSConfig:         tlsConfig(cert),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
 }

@@ -2,37 +2,131 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
 
-func TestDevPrintsTheDemoFeatures(t *testing.T) {
+func noEnv(string) string { return "" }
+
+func TestCommandLine(t *testing.T) {
 	var out bytes.Buffer
-	now := func() time.Time { return time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC) }
-	if err := run([]string{"--dev"}, &out, now); err != nil {
-		t.Fatal(err)
+	if err := run(context.Background(), []string{"version"}, &out, io.Discard, noEnv); err != nil || !strings.HasPrefix(out.String(), "tallyd ") {
+		t.Fatalf("version: %q %v", out.String(), err)
 	}
-	for _, want := range []string{
-		"cad      2.0      10         4     6",
-		"viewer   1.0      uncounted  1",
-		"sim      2022.01  5          2     3          2026-03-31 12:00",
-		"press-line-1",
+	for _, args := range [][]string{
+		{"--nope"},
+		{"--dev", "extra"},
+		{"--https-port", "70000"},
+		{"--join", "10.0.0.1:8443"},
+		{"--tls-cert", "only-the-cert.pem"},
 	} {
-		if !strings.Contains(out.String(), want) {
-			t.Errorf("output lacks %q:\n%s", want, out.String())
+		if err := run(context.Background(), args, &out, io.Discard, noEnv); err == nil {
+			t.Errorf("tallyd %v: no error", args)
 		}
 	}
 }
 
-func TestCommandLine(t *testing.T) {
-	var out bytes.Buffer
-	if err := run([]string{"version"}, &out, time.Now); err != nil || !strings.HasPrefix(out.String(), "tallyd ") {
-		t.Fatalf("version: %q %v", out.String(), err)
-	}
-	for _, args := range [][]string{{}, {"--nope"}, {"--dev", "extra"}} {
-		if err := run(args, &out, time.Now); err == nil {
-			t.Errorf("tallyd %v: no error", args)
+// syncBuffer is a bytes.Buffer that the daemon writes while the test reads.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+var runningAt = regexp.MustCompile(`is running at (https://\S+)`)
+
+// TestDevServesAndStops starts a --dev node in-process on an ephemeral
+// port, reads its health and demo features over HTTPS, and stops it the way
+// SIGTERM does.
+func TestDevServesAndStops(t *testing.T) {
+	dir := t.TempDir()
+	var out syncBuffer
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"--dev", "--data-dir", dir, "--https-port", "0", "--node-id", "n1"}, &out, io.Discard, noEnv)
+	}()
+	var url string
+	for i := 0; i < 600 && url == ""; i++ {
+		if m := runningAt.FindStringSubmatch(out.String()); m != nil {
+			url = m[1]
+			break
 		}
+		select {
+		case err := <-done:
+			t.Fatalf("tallyd stopped: %v\n%s", err, out.String())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	if url == "" {
+		cancel()
+		t.Fatalf("tallyd did not say where it runs:\n%s", out.String())
+	}
+	if !strings.Contains(out.String(), filepath.Join(dir, initialPasswordFile)) {
+		t.Errorf("output does not say where the admin password is:\n%s", out.String())
+	}
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	resp, err := client.Get(url + "api/v1/health")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var health struct{ Status, Fingerprint string }
+	json.NewDecoder(resp.Body).Decode(&health)
+	resp.Body.Close()
+	if health.Status != "ok" || len(health.Fingerprint) != 95 {
+		t.Errorf("health: %+v", health)
+	}
+
+	password, _ := os.ReadFile(filepath.Join(dir, initialPasswordFile))
+	body := strings.NewReader(`{"user":"admin","password":"` + strings.TrimSpace(string(password)) + `"}`)
+	resp, err = client.Post(url+"api/v1/auth/login", "application/json", body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var login struct{ Token string }
+	json.NewDecoder(resp.Body).Decode(&login)
+	resp.Body.Close()
+	req, _ := http.NewRequest("GET", url+"api/v1/features", nil)
+	req.Header.Set("Authorization", "Bearer "+login.Token)
+	resp, err = client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var features struct{ Total int }
+	json.NewDecoder(resp.Body).Decode(&features)
+	resp.Body.Close()
+	if features.Total == 0 {
+		t.Errorf("the demo rights are not installed")
+	}
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("shutdown: %v", err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("tallyd did not stop")
 	}
 }

@@ -1,0 +1,261 @@
+package main
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/rand"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tallyhq/tally/core"
+	"github.com/tallyhq/tally/core/rights"
+	"github.com/tallyhq/tally/raft"
+	"github.com/tallyhq/tally/transport"
+	"github.com/tallyhq/tally/transport/device"
+)
+
+// daemon is a running node: the store, the device handler and the HTTPS
+// server in front of them.
+type daemon struct {
+	log          *slog.Logger
+	id           *identity
+	node         *raft.Node
+	devices      *device.Handler
+	http         *http.Server
+	listener     net.Listener
+	url          string
+	passwordNote string
+	closeOnce    sync.Once
+}
+
+// demoSource names the rights that --dev installs.
+const demoSource = "demo"
+
+// start opens the store and binds the HTTPS port; Serve is left to the caller.
+func start(cfg config, log *slog.Logger, logs *logSwitch, getenv func(string) string) (*daemon, error) {
+	err := ensureDataDir(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	cfg.NodeID, err = nodeID(cfg.DataDir, cfg.NodeID)
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	id, err := loadIdentity(cfg.DataDir, cfg.NodeID, now, rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	password, source, err := adminPassword(cfg.DataDir, getenv, rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	note := "from " + source
+	if source == filepath.Join(cfg.DataDir, initialPasswordFile) {
+		note = "in " + source
+	}
+	trusted, err := producerKeys(cfg)
+	if err != nil {
+		return nil, err
+	}
+
+	// The device handler needs the store and the store tells the handler
+	// what it applied, so the observer is wired once both exist.
+	var notify atomic.Pointer[device.Handler]
+	node, err := raft.Open(raft.Config{
+		DataDir: filepath.Join(cfg.DataDir, "raft"),
+		NodeID:  cfg.NodeID,
+		Logger:  log.With("part", "raft"),
+		Observe: func(req core.Request, res core.Result) {
+			if p, ok := req.Command.(*core.SetProperty); ok {
+				logs.set(p.Name, p.Value)
+			}
+			if h := notify.Load(); h != nil {
+				h.Notify(req, res)
+			}
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open the store: %w", err)
+	}
+	d := &daemon{log: log, id: id, node: node, passwordNote: note}
+	fail := func(err error) (*daemon, error) {
+		d.close()
+		return nil, err
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := applyLoggingProperties(ctx, node, logs); err != nil {
+		return fail(err)
+	}
+	verifier := rights.NewVerifier(id.Fingerprint, trusted...)
+	if cfg.Dev {
+		if err := installDemoRights(ctx, node, verifier, id.Fingerprint, now); err != nil {
+			return fail(err)
+		}
+	}
+
+	cert, err := transport.LoadOrCreateCertificate(cfg.TLSCert, cfg.TLSKey, cfg.DataDir, certificateHosts(cfg), now, rand.Reader)
+	if err != nil {
+		return fail(err)
+	}
+	d.devices, err = device.NewHandler(device.Config{
+		Store:       node,
+		Signer:      id.Key,
+		Certificate: id.Certificate,
+		Fingerprint: id.Fingerprint,
+		NodeID:      cfg.NodeID,
+		Logger:      log.With("part", "device"),
+		Now:         time.Now,
+	})
+	if err != nil {
+		return fail(err)
+	}
+	notify.Store(d.devices)
+	api, err := transport.NewServer(transport.Config{
+		Store:         node,
+		Rights:        verifier,
+		Logger:        log.With("part", "api"),
+		Now:           time.Now,
+		Random:        rand.Reader,
+		AdminUser:     "admin",
+		AdminPassword: password,
+		Version:       buildVersion,
+		NodeID:        cfg.NodeID,
+		Fingerprint:   id.Fingerprint,
+		Leader:        func() bool { return node.Status().State == "Leader" },
+		Devices:       d.devices,
+		Metrics:       []func(io.Writer){node.WriteMetrics, d.devices.WriteMetrics},
+	})
+	if err != nil {
+		return fail(err)
+	}
+
+	addr := net.JoinHostPort(cfg.Bind, fmt.Sprint(cfg.HTTPSPort))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fail(fmt.Errorf("listen on %s: %w", addr, err))
+	}
+	d.http = httpServer(api.Handler(), cert, transport.TLSConfig, log)
+	d.listener = tls.NewListener(ln, d.http.TLSConfig)
+	host := cfg.Bind
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	d.url = "https://" + net.JoinHostPort(host, portOf(ln)) + "/"
+	log.Info("serving", "url", d.url, "node", cfg.NodeID, "fingerprint", id.Fingerprint, "admin_password", note)
+	return d, nil
+}
+
+// producerKeys reads the producer public keys the node trusts; --dev adds
+// the demo producer's.
+func producerKeys(cfg config) ([]*ecdsa.PublicKey, error) {
+	var keys []*ecdsa.PublicKey
+	for _, path := range cfg.ProducerKeys {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("--producer-key: %w", err)
+		}
+		k, err := rights.ParsePublicKey(b)
+		if err != nil {
+			return nil, fmt.Errorf("--producer-key %s: %w", path, err)
+		}
+		keys = append(keys, k)
+	}
+	if cfg.Dev {
+		keys = append(keys, &rights.DemoProducerKey().PublicKey)
+	}
+	return keys, nil
+}
+
+// installDemoRights signs the demo rights for this node with the demo
+// producer key and loads them, as a producer's rights file would be. On
+// later starts they are already there.
+func installDemoRights(ctx context.Context, store core.Store, v *rights.Verifier, fingerprint string, now time.Time) error {
+	file, err := rights.Issue(rights.DemoProducerKey(), rights.Rights{
+		Server:   fingerprint,
+		Source:   demoSource,
+		Sequence: 1,
+		Issued:   now.UTC(),
+		Lines:    rights.DemoLines(now),
+	}, rand.Reader)
+	if err != nil {
+		return fmt.Errorf("demo rights: %w", err)
+	}
+	load, err := v.Verify(file)
+	if err != nil {
+		return fmt.Errorf("demo rights: %w", err)
+	}
+	if _, err := store.Apply(ctx, load); err != nil && !errors.Is(err, core.ErrStaleRights) {
+		return fmt.Errorf("demo rights: %w", err)
+	}
+	return nil
+}
+
+// applyLoggingProperties sets the log format and level from the replicated
+// properties where an administrator has changed them.
+func applyLoggingProperties(ctx context.Context, store core.Store, logs *logSwitch) error {
+	return store.Read(ctx, func(s *core.State) error {
+		for _, name := range []string{"logging.format", "logging.level"} {
+			p, err := s.Property(name)
+			if err != nil {
+				return err
+			}
+			if p.Value != p.Default || name == "logging.level" {
+				logs.set(name, p.Value)
+			}
+		}
+		return nil
+	})
+}
+
+// certificateHosts are the names a generated TLS certificate carries.
+func certificateHosts(cfg config) []string {
+	hosts := []string{}
+	if ip := net.ParseIP(cfg.Bind); ip != nil && !ip.IsUnspecified() {
+		hosts = append(hosts, cfg.Bind)
+	}
+	if h, err := os.Hostname(); err == nil && h != "" {
+		hosts = append(hosts, h)
+	}
+	return hosts
+}
+
+// shutdown stops the server gracefully within grace.
+func (d *daemon) shutdown(grace time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	err := d.http.Shutdown(ctx)
+	d.close()
+	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	d.log.Info("stopped")
+	return nil
+}
+
+// close releases everything start acquired; it is safe to call twice.
+func (d *daemon) close() {
+	d.closeOnce.Do(func() {
+		if d.devices != nil {
+			d.devices.Close()
+		}
+		if d.listener != nil {
+			d.listener.Close()
+		}
+		if err := d.node.Close(); err != nil {
+			d.log.Error("close the store", "err", err)
+		}
+	})
+}
