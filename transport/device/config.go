@@ -62,6 +62,11 @@ type Config struct {
 	// MaxSignBatch bounds the payloads under one signature. 1 signs every
 	// payload on its own. Default 256.
 	MaxSignBatch int
+	// SignLinger is how long the signer waits for more payloads to share a
+	// signature when it has signed within the last SignLinger and holds
+	// only one: under load a short wait saves a signature per response,
+	// while an idle server signs at once. Default 1ms; negative never waits.
+	SignLinger time.Duration
 }
 
 func (c Config) withDefaults() (Config, error) {
@@ -122,6 +127,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.MaxSignBatch <= 0 {
 		c.MaxSignBatch = 256
+	}
+	if c.SignLinger == 0 {
+		c.SignLinger = time.Millisecond
 	}
 	return c, nil
 }

@@ -65,7 +65,7 @@ func NewHandler(cfg Config) (*Handler, error) {
 		WriteBufferPool:  &sync.Pool{},
 		HandshakeTimeout: cfg.WriteTimeout,
 	}
-	h.signer = newBatchSigner(cfg.Signer, cfg.Random, cfg.MaxSignBatch, ctx.Done())
+	h.signer = newBatchSigner(cfg.Signer, cfg.Random, cfg.MaxSignBatch, cfg.SignLinger, ctx.Done())
 	h.workers.Add(2)
 	go func() { defer h.workers.Done(); h.signer.run() }()
 	go func() { defer h.workers.Done(); h.runPushes() }()

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"sync/atomic"
+	"time"
 
 	"github.com/tallyhq/tally/transport/deviceproto"
 )
@@ -19,6 +20,7 @@ type batchSigner struct {
 	key    crypto.Signer
 	random io.Reader
 	max    int
+	linger time.Duration
 	jobs   chan *signJob
 	stop   <-chan struct{}
 
@@ -36,8 +38,8 @@ type signResult struct {
 	err    error
 }
 
-func newBatchSigner(key crypto.Signer, random io.Reader, max int, stop <-chan struct{}) *batchSigner {
-	return &batchSigner{key: key, random: random, max: max, jobs: make(chan *signJob, 4096), stop: stop}
+func newBatchSigner(key crypto.Signer, random io.Reader, max int, linger time.Duration, stop <-chan struct{}) *batchSigner {
+	return &batchSigner{key: key, random: random, max: max, linger: linger, jobs: make(chan *signJob, 4096), stop: stop}
 }
 
 // sign returns payload signed, possibly together with others.
@@ -78,6 +80,9 @@ func (s *batchSigner) signAll(payloads [][]byte) ([]deviceproto.Signed, error) {
 func (s *batchSigner) run() {
 	batch := make([]*signJob, 0, s.max)
 	payloads := make([][]byte, 0, s.max)
+	wait := time.NewTimer(time.Hour)
+	wait.Stop()
+	var lastSigned time.Time
 	for {
 		batch, payloads = batch[:0], payloads[:0]
 		select {
@@ -86,19 +91,30 @@ func (s *batchSigner) run() {
 		case <-s.stop:
 			return
 		}
-	drain:
-		for len(batch) < s.max {
-			select {
-			case j := <-s.jobs:
-				batch = append(batch, j)
-			default:
-				break drain
+		batch = s.drain(batch)
+		// Busy: a signature was made a moment ago, so more payloads are
+		// likely on their way. Give them a moment to share this one.
+		if len(batch) == 1 && s.linger > 0 && time.Since(lastSigned) < s.linger {
+			wait.Reset(s.linger)
+		linger:
+			for len(batch) < s.max {
+				select {
+				case j := <-s.jobs:
+					batch = append(batch, j)
+				case <-wait.C:
+					break linger
+				case <-s.stop:
+					wait.Stop()
+					return
+				}
 			}
+			wait.Stop()
 		}
 		for _, j := range batch {
 			payloads = append(payloads, j.payload)
 		}
 		signed, err := s.signAll(payloads)
+		lastSigned = time.Now()
 		for i, j := range batch {
 			if err != nil {
 				j.out <- signResult{err: err}
@@ -109,4 +125,17 @@ func (s *batchSigner) run() {
 		clear(batch)
 		clear(payloads)
 	}
+}
+
+// drain adds the jobs already waiting to batch, up to the batch size.
+func (s *batchSigner) drain(batch []*signJob) []*signJob {
+	for len(batch) < s.max {
+		select {
+		case j := <-s.jobs:
+			batch = append(batch, j)
+		default:
+			return batch
+		}
+	}
+	return batch
 }
