@@ -22,5 +22,8 @@ type Store interface {
 }
 
 // ErrNotApplied is wrapped when a store cannot say that a command was
-// applied: the caller may retry it, and the request ID makes that safe.
+// applied. The caller may retry: commands state an outcome (the count a
+// device holds, the reservation groups, a property's value) rather than a
+// step, so applying one twice leaves the state as applying it once; a
+// retried rights load may be refused as stale because the first one took.
 var ErrNotApplied = errors.New("command not applied")
