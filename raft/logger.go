@@ -45,6 +45,10 @@ func (w *slogWriter) Write(p []byte) (int, error) {
 				level = slog.LevelDebug
 			}
 		}
+		// Every start of a node begins with an election; that is no warning.
+		if level == slog.LevelWarn && strings.Contains(text, "heartbeat timeout reached, starting election") {
+			level = slog.LevelInfo
+		}
 		w.logger.Log(context.Background(), level, text, "component", "raft")
 	}
 	return len(p), nil
