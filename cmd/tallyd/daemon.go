@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/tallyhq/tally/core"
+	"github.com/tallyhq/tally/core/licensingid"
 	"github.com/tallyhq/tally/core/rights"
 	"github.com/tallyhq/tally/raft"
 	"github.com/tallyhq/tally/transport"
@@ -28,7 +29,7 @@ import (
 // server in front of them.
 type daemon struct {
 	log          *slog.Logger
-	id           *identity
+	id           *licensingid.ID
 	node         *raft.Node
 	devices      *device.Handler
 	http         *http.Server
@@ -52,7 +53,7 @@ func start(cfg config, log *slog.Logger, logs *logSwitch, getenv func(string) st
 		return nil, err
 	}
 	now := time.Now()
-	id, err := loadIdentity(cfg.DataDir, cfg.NodeID, now, rand.Reader)
+	id, err := loadIdentity(cfg.DataDir, now, rand.Reader)
 	if err != nil {
 		return nil, err
 	}
@@ -99,9 +100,9 @@ func start(cfg config, log *slog.Logger, logs *logSwitch, getenv func(string) st
 	if err := applyLoggingProperties(ctx, node, logs); err != nil {
 		return fail(err)
 	}
-	verifier := rights.NewVerifier(id.Fingerprint, trusted...)
+	verifier := rights.NewVerifier(id.Fingerprint(), trusted...)
 	if cfg.Dev {
-		if err := installDemoRights(ctx, node, verifier, id.Fingerprint, now); err != nil {
+		if err := installDemoRights(ctx, node, verifier, id.Fingerprint(), now); err != nil {
 			return fail(err)
 		}
 	}
@@ -114,7 +115,7 @@ func start(cfg config, log *slog.Logger, logs *logSwitch, getenv func(string) st
 		Store:       node,
 		Signer:      id.Key,
 		Certificate: id.Certificate,
-		Fingerprint: id.Fingerprint,
+		Fingerprint: id.Fingerprint(),
 		NodeID:      cfg.NodeID,
 		Logger:      log.With("part", "device"),
 		Now:         time.Now,
@@ -133,7 +134,7 @@ func start(cfg config, log *slog.Logger, logs *logSwitch, getenv func(string) st
 		AdminPassword: password,
 		Version:       buildVersion,
 		NodeID:        cfg.NodeID,
-		Fingerprint:   id.Fingerprint,
+		Fingerprint:   id.Fingerprint(),
 		Leader:        func() bool { return node.Status().State == "Leader" },
 		Devices:       d.devices,
 		Metrics:       []func(io.Writer){node.WriteMetrics, d.devices.WriteMetrics},
@@ -154,7 +155,7 @@ func start(cfg config, log *slog.Logger, logs *logSwitch, getenv func(string) st
 		host = "127.0.0.1"
 	}
 	d.url = "https://" + net.JoinHostPort(host, portOf(ln)) + "/"
-	log.Info("serving", "url", d.url, "node", cfg.NodeID, "fingerprint", id.Fingerprint, "admin_password", note)
+	log.Info("serving", "url", d.url, "node", cfg.NodeID, "fingerprint", id.Fingerprint(), "admin_password", note)
 	return d, nil
 }
 

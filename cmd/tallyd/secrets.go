@@ -1,22 +1,17 @@
 package main
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/sha256"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base32"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
-	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/tallyhq/tally/core/licensingid"
 )
 
 // The files tallyd keeps in its data directory besides the replicated store.
@@ -94,114 +89,51 @@ func nodeID(dataDir, configured string) (string, error) {
 	return id, nil
 }
 
-// identity is the node's signing identity: an ECDSA P-256 key and a
-// self-signed certificate for it. Capability responses to devices are
-// signed with the key, and rights files are bound to the certificate's
-// fingerprint.
-type identity struct {
-	Key         *ecdsa.PrivateKey
-	Certificate []byte // DER
-	Fingerprint string
-}
-
-// loadIdentity reads the identity from the data directory, creating the key
-// and certificate at first start. The certificate names no host or address,
-// so the identity survives a change of either.
-func loadIdentity(dataDir, nodeID string, now time.Time, random io.Reader) (*identity, error) {
+// loadIdentity reads the node's local licensing ID from the data
+// directory, making it at first start. Capability responses to devices are
+// signed with its key, and rights files are bound to its fingerprint. The
+// certificate names no host or address, so the ID survives a change of
+// either.
+func loadIdentity(dataDir string, now time.Time, random io.Reader) (*licensingid.ID, error) {
 	keyPath := filepath.Join(dataDir, identityKeyFile)
 	certPath := filepath.Join(dataDir, identityCertFile)
 	keyPEM, err := os.ReadFile(keyPath)
 	if errors.Is(err, fs.ErrNotExist) {
-		return createIdentity(keyPath, certPath, nodeID, now, random)
+		return createIdentity(keyPath, certPath, now, random)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read the identity key: %w", err)
-	}
-	key, err := parseIdentityKey(keyPath, keyPEM)
-	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("read the licensing ID key: %w", err)
 	}
 	certPEM, err := os.ReadFile(certPath)
 	if err != nil {
-		return nil, fmt.Errorf("read the identity certificate: %w", err)
+		return nil, fmt.Errorf("read the licensing ID certificate: %w", err)
 	}
-	block, _ := pem.Decode(certPEM)
-	if block == nil || block.Type != "CERTIFICATE" {
-		return nil, fmt.Errorf("identity certificate %s is not a PEM certificate", certPath)
-	}
-	cert, err := x509.ParseCertificate(block.Bytes)
+	id, err := licensingid.Parse(certPEM, keyPEM)
 	if err != nil {
-		return nil, fmt.Errorf("identity certificate %s: %w", certPath, err)
+		return nil, fmt.Errorf("licensing ID in %s: %w", dataDir, err)
 	}
-	if pub, ok := cert.PublicKey.(*ecdsa.PublicKey); !ok || !pub.Equal(&key.PublicKey) {
-		return nil, fmt.Errorf("identity certificate %s does not match the key in %s", certPath, keyPath)
-	}
-	return &identity{Key: key, Certificate: block.Bytes, Fingerprint: fingerprint(block.Bytes)}, nil
+	return id, nil
 }
 
-func createIdentity(keyPath, certPath, nodeID string, now time.Time, random io.Reader) (*identity, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), random)
+func createIdentity(keyPath, certPath string, now time.Time, random io.Reader) (*licensingid.ID, error) {
+	id, err := licensingid.Generate(now, random)
 	if err != nil {
-		return nil, fmt.Errorf("generate the identity key: %w", err)
+		return nil, err
 	}
-	serial := make([]byte, 16)
-	if _, err := io.ReadFull(random, serial); err != nil {
-		return nil, fmt.Errorf("generate the identity certificate: %w", err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          new(big.Int).SetBytes(serial),
-		Subject:               pkix.Name{CommonName: "Tally licensing ID", OrganizationalUnit: []string{nodeID}},
-		NotBefore:             now.Add(-time.Hour).UTC(),
-		NotAfter:              now.AddDate(50, 0, 0).UTC(),
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(random, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return nil, fmt.Errorf("generate the identity certificate: %w", err)
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	keyPEM, err := id.KeyPEM()
 	if err != nil {
 		return nil, err
 	}
 	// The certificate is written first: a crash between the two writes
 	// leaves no key, and the next start makes a fresh pair.
 	os.Remove(certPath)
-	if err := writeNewFile(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})); err != nil {
-		return nil, fmt.Errorf("write the identity certificate: %w", err)
+	if err := writeNewFile(certPath, id.CertificatePEM()); err != nil {
+		return nil, fmt.Errorf("write the licensing ID certificate: %w", err)
 	}
-	if err := writeNewFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})); err != nil {
-		return nil, fmt.Errorf("write the identity key: %w", err)
+	if err := writeNewFile(keyPath, keyPEM); err != nil {
+		return nil, fmt.Errorf("write the licensing ID key: %w", err)
 	}
-	return &identity{Key: key, Certificate: der, Fingerprint: fingerprint(der)}, nil
-}
-
-func parseIdentityKey(path string, b []byte) (*ecdsa.PrivateKey, error) {
-	block, _ := pem.Decode(b)
-	if block == nil || block.Type != "PRIVATE KEY" {
-		return nil, fmt.Errorf("identity key %s is not a PEM private key", path)
-	}
-	parsed, err := x509.ParsePKCS8PrivateKey(block.Bytes)
-	if err != nil {
-		return nil, fmt.Errorf("identity key %s: %w", path, err)
-	}
-	key, ok := parsed.(*ecdsa.PrivateKey)
-	if !ok || key.Curve != elliptic.P256() {
-		return nil, fmt.Errorf("identity key %s is not an ECDSA P-256 key", path)
-	}
-	return key, nil
-}
-
-// fingerprint is the SHA-256 of a DER certificate as colon-separated
-// upper-case hex pairs, the form `openssl x509 -fingerprint -sha256` prints.
-func fingerprint(der []byte) string {
-	sum := sha256.Sum256(der)
-	parts := make([]string, len(sum))
-	for i, b := range sum {
-		parts[i] = fmt.Sprintf("%02X", b)
-	}
-	return strings.Join(parts, ":")
+	return id, nil
 }
 
 // writeNewFile creates path with mode 0600, refusing to replace a file, and

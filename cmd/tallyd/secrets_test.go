@@ -3,12 +3,15 @@ package main
 import (
 	"bytes"
 	"crypto/rand"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tallyhq/tally/core/licensingid"
 )
 
 func TestAdminPassword(t *testing.T) {
@@ -48,15 +51,15 @@ func TestAdminPassword(t *testing.T) {
 func TestIdentityIsKept(t *testing.T) {
 	dir := t.TempDir()
 	now := time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC)
-	id1, err := loadIdentity(dir, "n1", now, rand.Reader)
+	id1, err := loadIdentity(dir, now, rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
-	id2, err := loadIdentity(dir, "n1", now, rand.Reader)
-	if err != nil || !id1.Key.Equal(id2.Key) || id1.Fingerprint != id2.Fingerprint {
+	id2, err := loadIdentity(dir, now, rand.Reader)
+	if err != nil || !id1.Key.Equal(id2.Key) || id1.Fingerprint() != id2.Fingerprint() {
 		t.Fatalf("second start: %v", err)
 	}
-	fp := id1.Fingerprint
+	fp := id1.Fingerprint()
 	if len(fp) != 95 || strings.ToUpper(fp) != fp || strings.Count(fp, ":") != 31 {
 		t.Fatalf("fingerprint %q", fp)
 	}
@@ -70,21 +73,21 @@ func TestIdentityIsKept(t *testing.T) {
 		}
 	}
 	os.WriteFile(filepath.Join(dir, identityKeyFile), []byte("garbage"), 0o600)
-	if _, err := loadIdentity(dir, "n1", now, rand.Reader); err == nil {
+	if _, err := loadIdentity(dir, now, rand.Reader); err == nil {
 		t.Fatal("a damaged key was accepted")
 	}
 	other := t.TempDir()
-	if _, err := loadIdentity(other, "n2", now, rand.Reader); err != nil {
+	if _, err := loadIdentity(other, now, rand.Reader); err != nil {
 		t.Fatal(err)
 	}
 	// A certificate that belongs to another key is refused.
 	cert, _ := os.ReadFile(filepath.Join(other, identityCertFile))
 	dir3 := t.TempDir()
-	if _, err := loadIdentity(dir3, "n3", now, rand.Reader); err != nil {
+	if _, err := loadIdentity(dir3, now, rand.Reader); err != nil {
 		t.Fatal(err)
 	}
 	os.WriteFile(filepath.Join(dir3, identityCertFile), cert, 0o600)
-	if _, err := loadIdentity(dir3, "n3", now, rand.Reader); err == nil || !strings.Contains(err.Error(), "does not match") {
+	if _, err := loadIdentity(dir3, now, rand.Reader); err == nil || !errors.Is(err, licensingid.ErrMismatch) {
 		t.Fatalf("mismatched certificate: %v", err)
 	}
 }
