@@ -34,6 +34,11 @@ func (s *State) checkout(c *Checkout) (Result, error) {
 		// holds runs out at its expiry.
 		return Result{Grant: s.grantOf(d, c.Feature, c.Version, l), Denied: DenyModel}, nil
 	}
+	if s.policy.requireOnboarding && d.credential == nil && c.Count >= have {
+		// Likewise for a device that has not onboarded while the policy
+		// asks for it.
+		return Result{Grant: s.grantOf(d, c.Feature, c.Version, l), Denied: DenyNotOnboarded}, nil
+	}
 	if c.Count > have {
 		groups, reason := s.servingGroups(c)
 		if reason != NotDenied {

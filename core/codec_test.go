@@ -32,6 +32,12 @@ func TestDecodeRequestSeeds(t *testing.T) {
 	good := map[string]string{
 		"tick": "tick", "checkout": "checkout", "return": "checkout", "hello": "hello", "rights": "loadRights",
 		"model": "setModel", "reservations": "setReservations", "property": "setProperty",
+		"create-user": "createUser", "set-user-roles": "setUserRoles", "set-password": "setPassword",
+		"delete-user": "deleteUser", "logout": "logout", "set-token-key": "setTokenKey",
+		"audited-property": "audited", "audited-user": "audited", "audited-drop": "audited",
+		"create-keys-one-time": "createKeys", "create-keys-mass": "createKeys", "set-key-active": "setKeyActive",
+		"set-key-description": "setKeyDescription", "delete-key": "deleteKey", "onboard": "onboard",
+		"onboard-one-time": "onboard", "set-client-key": "setClientKey", "audited-keys": "audited",
 	}
 	for name, typ := range good {
 		r, err := DecodeRequest(readSeed(t, "FuzzDecodeRequest", name))
@@ -40,11 +46,15 @@ func TestDecodeRequestSeeds(t *testing.T) {
 		}
 	}
 	bad := map[string]error{
-		"unknown-type":   ErrUnknownCommand,
-		"bad-version":    version.ErrInvalid,
-		"negative-count": ErrInvalidCount,
-		"unknown-hostid": hostid.ErrUnknownType,
-		"trailing":       ErrInvalidCommand,
+		"unknown-type":              ErrUnknownCommand,
+		"bad-version":               version.ErrInvalid,
+		"negative-count":            ErrInvalidCount,
+		"unknown-hostid":            hostid.ErrUnknownType,
+		"trailing":                  ErrInvalidCommand,
+		"audited-nested":            ErrInvalidCommand,
+		"audited-checkout":          ErrInvalidCommand,
+		"onboard-short-secret":      ErrUnknownKey,
+		"create-keys-shared-secret": ErrDuplicateKeySecret,
 	}
 	for name, want := range bad {
 		if _, err := DecodeRequest(readSeed(t, "FuzzDecodeRequest", name)); !errors.Is(err, want) {

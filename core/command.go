@@ -136,6 +136,32 @@ func newCommand(typ string) (Command, bool) {
 		return &DeleteReservations{}, true
 	case "setProperty":
 		return &SetProperty{}, true
+	case "audited":
+		return &Audited{}, true
+	case "createKeys":
+		return &CreateKeys{}, true
+	case "setKeyActive":
+		return &SetKeyActive{}, true
+	case "setKeyDescription":
+		return &SetKeyDescription{}, true
+	case "deleteKey":
+		return &DeleteKey{}, true
+	case "onboard":
+		return &Onboard{}, true
+	case "setClientKey":
+		return &SetClientKey{}, true
+	case "createUser":
+		return &CreateUser{}, true
+	case "setUserRoles":
+		return &SetUserRoles{}, true
+	case "setPassword":
+		return &SetPassword{}, true
+	case "deleteUser":
+		return &DeleteUser{}, true
+	case "logout":
+		return &Logout{}, true
+	case "setTokenKey":
+		return &SetTokenKey{}, true
 	}
 	return nil, false
 }

@@ -149,6 +149,9 @@ type device struct {
 	pools []int
 	// modelDeny records that the license model denies this device.
 	modelDeny bool
+	// credential is the public key (DER SubjectPublicKeyInfo) the device
+	// onboarded with; nil when it has not onboarded.
+	credential []byte
 }
 
 func (d *device) findLease(feature string, want version.Version) *lease {

@@ -1,6 +1,7 @@
 // Package core is Tally's licensing engine: the rules of feature lines,
-// leases, devices, reservations, named license pools and properties, kept as
-// a deterministic state machine. It imports nothing of Tally's outside core
+// leases, devices, reservations, named license pools, properties,
+// administrators, first-authentication keys and the audit log, kept as a
+// deterministic state machine. It imports nothing of Tally's outside core
 // and does no I/O: the replication layer feeds it commands in log order and
 // reads its views; the network layers never decide a rule.
 //
@@ -63,10 +64,66 @@
 // later, earlier partitions keep their shares and the pools view marks the
 // short ones. Reservations and a model never coexist.
 //
+// # Administrators
+//
+// Administrators are users with roles: ADMIN holds every right, READ the
+// views only, RESERVATIONS reservations and pools, OFFLINE back-office
+// operations, DROPDEVICE dropping devices and KEYS first-authentication
+// keys; User.Has says whether a user holds a right. User names have 1 to 64
+// characters of letters, digits and . _ @ -. Password hashes are made
+// outside apply (the KDF is slow and salted at random) and kept opaque; no
+// view but Credentials returns them. The first user must hold ADMIN, and the
+// last user with ADMIN can neither be deleted nor lose it, so users, once
+// there are any, always include an administrator. Tokens are stateless:
+// the transport signs them with the replicated token key (SetTokenKey keeps
+// the first key unless told to replace it) and names the user's token epoch
+// in them. Logout, a password change with Revoke and taking a role away
+// move the epoch on, which ends every token issued before.
+//
+// # Audit
+//
+// The transport wraps every administrative command in Audited with the
+// user and address that asked. When the inner command succeeds and changes
+// something (a refused command, a retried request or a command that finds
+// nothing to do leaves no trace), an AuditRecord is appended with the
+// request's time, the actor, the command's type and a short detail that
+// never shows a password hash or a secret. Each record's Hash is the SHA-256
+// of the one before and its own fields, so VerifyAudit finds any record
+// changed, removed or reordered, and Restore refuses a snapshot whose chain
+// does not verify. Device commands are not audited, except onboarding,
+// which writes its own record for every use of a key. The log keeps at most
+// Config.MaxAuditRecords records; past that the oldest tenth is dropped and
+// the first record kept anchors the chain.
+//
+// # First-authentication keys
+//
+// A device onboards by presenting the secret of a first-authentication key
+// together with its own public key, which becomes its credential for later
+// connections. One-time keys onboard exactly one device, ever; mass keys
+// onboard any number and count their uses. Key IDs and secrets are made
+// outside apply (at random, or a mass key's secret typed by an
+// administrator) and carried in CreateKeys, at most 10,000 a command; a
+// secret has 8 to 128 printable ASCII characters, and no two keys share
+// one, counting used and inactive keys. Keys are active, inactive or used
+// (a one-time key after onboarding; it stays used, even when its device is
+// dropped). Onboard finds the key by its secret inside apply, so of many
+// devices racing for a one-time key exactly one wins; an unknown or deleted
+// key, an inactive one and a used one are each refused with their own
+// error. A device that onboarded already may onboard again with another
+// usable key: its new public key replaces the credential. The same device
+// repeating its onboarding with the same one-time key and the same public
+// key is told it is onboarded and nothing changes. Every onboarding appends
+// an audit record by "device:" and the hostid. With
+// security.requireOnboarding on, a device without a credential is denied
+// checkouts and renewals (DenyNotOnboarded) but may still return counts.
+// The client key is kept as uploaded; the transport checks that it is a
+// 2048-bit RSA public key.
+//
 // # Invariant
 //
 // At every point, for every line, counts used plus consumed never exceed
-// its count and overdraft used never exceeds its overdraft; the property
+// its count and overdraft used never exceeds its overdraft; a one-time key
+// is used by at most one device; the audit chain verifies. The property
 // tests check this after every command of random sequences, together with a
 // snapshot restored mid-way replaying to the same state.
 package core

@@ -12,6 +12,9 @@ import (
 // to land on.
 func fuzzState(t testing.TB) *harness {
 	h := newHarness(t)
+	h.apply(&CreateUser{Name: "admin", Roles: []Role{RoleAdmin}, PasswordHash: testHash})
+	h.apply(&CreateKeys{KeyType: KeyMass, Keys: []NewKey{{ID: "m", Secret: "fuzz-mass-secret"}}})
+	h.apply(&CreateKeys{KeyType: KeyOneTime, Keys: []NewKey{{ID: "k1", Secret: "fuzz-one-time"}, {ID: "k2", Secret: "fuzz-one-time-2"}}})
 	h.rights("r", 1, fline("l", "cad", "1.0", 3), fline("m", "viewer", "2.0", 10))
 	d := h.hello(1)
 	h.granted(d, "cad", "1.0", 1)

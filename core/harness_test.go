@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -258,5 +259,44 @@ func (s *State) verify() error {
 			}
 		}
 	}
-	return nil
+	return s.verifyAccess()
+}
+
+// verifyAccess checks the rules of administrators, keys and the audit log:
+// users, once there are any, include an administrator, keys are indexed by
+// their secrets, a one-time key is used at most once, and the audit chain
+// verifies.
+func (s *State) verifyAccess() error {
+	if len(s.users) > 0 && s.admins() == 0 {
+		return fmt.Errorf("%d users and none holds ADMIN", len(s.users))
+	}
+	for name, u := range s.users {
+		if name != u.name || len(u.roles) == 0 || !slices.IsSorted(u.roles) {
+			return fmt.Errorf("user %q is malformed: %+v", name, u)
+		}
+	}
+	if len(s.tokenKey) != 0 && len(s.tokenKey) != TokenKeyLen {
+		return fmt.Errorf("token key of %d bytes", len(s.tokenKey))
+	}
+	if len(s.keyBySecret) != len(s.keys) {
+		return fmt.Errorf("%d keys but %d secrets", len(s.keys), len(s.keyBySecret))
+	}
+	for id, k := range s.keys {
+		if k.id != id || s.keyBySecret[k.secret] != k {
+			return fmt.Errorf("key %s is not indexed by its secret", id)
+		}
+		// A one-time key is used by at most one device.
+		if k.typ == KeyOneTime && k.uses > 1 {
+			return fmt.Errorf("one-time key %s used %d times", id, k.uses)
+		}
+		if (k.uses > 0) != (k.usedBy != hostid.HostID{}) {
+			return fmt.Errorf("key %s has %d uses and user %v", id, k.uses, k.usedBy)
+		}
+	}
+	for id, d := range s.devices {
+		if d.credential != nil && (len(d.credential) == 0 || len(d.credential) > MaxDevicePublicKey) {
+			return fmt.Errorf("device %s has a credential of %d bytes", id, len(d.credential))
+		}
+	}
+	return s.VerifyAudit()
 }

@@ -86,6 +86,8 @@ var propertyDefs = []PropertyDef{
 		Description: "Lowest level that is logged."},
 	{Name: "security.enabled", Group: "security", Kind: KindBool, Default: "true",
 		Description: "Require authentication for administration; when false, only loopback may administer anonymously."},
+	{Name: "security.requireOnboarding", Group: "security", Kind: KindBool, Default: "false",
+		Description: "Refuse checkouts from devices that have not onboarded with a first-authentication key."},
 	{Name: "security.tokenDuration", Group: "security", Kind: KindDuration, Default: "1h", Min: 60, Max: 30 * day,
 		Description: "How long an administrator's login token lasts."},
 	{Name: "server.allowDeviceDrop", Group: "server", Kind: KindBool, Default: "true",
@@ -154,6 +156,7 @@ type policy struct {
 	renewPercent        int64
 	releaseOnDisconnect bool
 	allowDeviceDrop     bool
+	requireOnboarding   bool
 }
 
 // properties are the stored settings: values the administrator set, and the
@@ -190,6 +193,7 @@ func (p *properties) policy() policy {
 		renewPercent:        renew,
 		releaseOnDisconnect: get("licensing.releaseOnDisconnect") == "true",
 		allowDeviceDrop:     get("server.allowDeviceDrop") == "true",
+		requireOnboarding:   get("security.requireOnboarding") == "true",
 	}
 }
 

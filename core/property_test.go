@@ -80,6 +80,9 @@ var propModels = []string{
 // randomCommand returns a command; most are checkouts, as on a real server.
 func randomCommand(r *rand.Rand, now time.Time, seq *int) Command {
 	dev := func() hostid.HostID { return mac(1 + r.IntN(propDevices)) }
+	if r.IntN(8) == 0 {
+		return randomAccessCommand(r)
+	}
 	switch n := r.IntN(100); {
 	case n < 50:
 		return &Checkout{
@@ -146,6 +149,60 @@ func randomCommand(r *rand.Rand, now time.Time, seq *int) Command {
 	}
 }
 
+var propUsers = []string{"admin", "alice", "bob"}
+
+// randomRoles returns a few roles, sometimes none.
+func randomRoles(r *rand.Rand) []Role {
+	var roles []Role
+	for range r.IntN(3) {
+		roles = append(roles, Role(1+r.IntN(int(RoleKeys))))
+	}
+	return roles
+}
+
+// randomAccessCommand returns a command on administrators, tokens, keys or
+// the audit log.
+func randomAccessCommand(r *rand.Rand) Command {
+	user := propUsers[r.IntN(len(propUsers))]
+	switch r.IntN(13) {
+	case 0:
+		return &CreateUser{Name: user, Roles: randomRoles(r), PasswordHash: fmt.Sprintf("hash-%d", r.IntN(5))}
+	case 1:
+		return &SetUserRoles{Name: user, Roles: randomRoles(r)}
+	case 2:
+		return &SetPassword{Name: user, PasswordHash: fmt.Sprintf("hash-%d", r.IntN(5)), Revoke: r.IntN(2) == 0}
+	case 3:
+		return &DeleteUser{Name: user}
+	case 4:
+		return &Logout{Name: user}
+	case 5:
+		return &SetTokenKey{Key: bytes.Repeat([]byte{byte(r.IntN(3))}, TokenKeyLen), Replace: r.IntN(2) == 0}
+	case 6:
+		c := &CreateKeys{KeyType: KeyType(1 + r.IntN(2))}
+		for range 1 + r.IntN(2) {
+			c.Keys = append(c.Keys, NewKey{ID: fmt.Sprintf("k%d", r.IntN(6)), Secret: propSecret(r)})
+		}
+		return c
+	case 7:
+		return &SetKeyActive{ID: fmt.Sprintf("k%d", r.IntN(6)), Active: r.IntN(3) > 0}
+	case 8:
+		return &SetKeyDescription{ID: fmt.Sprintf("k%d", r.IntN(6)), Description: fmt.Sprintf("batch %d", r.IntN(2))}
+	case 9:
+		return &DeleteKey{ID: fmt.Sprintf("k%d", r.IntN(6))}
+	case 10:
+		return &SetClientKey{DER: []byte(fmt.Sprintf("client-key-%d", r.IntN(2)))}
+	case 11:
+		return &SetProperty{Name: "security.requireOnboarding", Value: []string{"true", "false"}[r.IntN(2)]}
+	default:
+		n := 1 + r.IntN(propDevices)
+		return &Onboard{Device: DeviceInfo{ID: mac(n), Type: DevicePhysical, Hostname: fmt.Sprintf("host-%d", n%4)},
+			Secret: propSecret(r), PublicKey: []byte(fmt.Sprintf("device-key-%d", r.IntN(3)))}
+	}
+}
+
+// propSecret returns one of a few key secrets, so that keys collide.
+func propSecret(r *rand.Rand) string { return fmt.Sprintf("secret-%d", r.IntN(8)) }
+
 // randomRequests makes a sequence of requests with a moving clock, from a
 // few sessions, with some retries of earlier requests.
 func randomRequests(r *rand.Rand, n int) []Request {
@@ -163,7 +220,15 @@ func randomRequests(r *rand.Rand, n int) []Request {
 		now = now.Add(time.Duration(r.IntN(20)) * time.Minute)
 		sess := SessionID(1 + r.IntN(3))
 		seqs[sess]++
-		out = append(out, Request{ID: RequestID{Session: sess, Seq: seqs[sess]}, At: now, Command: randomCommand(r, now, &rightsSeq)})
+		c := randomCommand(r, now, &rightsSeq)
+		switch c.(type) {
+		case *Tick, *Hello, *Checkout, *Disconnect, *Onboard:
+		default:
+			if r.IntN(2) == 0 {
+				c = &Audited{Actor: Actor{User: propUsers[r.IntN(len(propUsers))], Address: "192.0.2.7"}, Command: c}
+			}
+		}
+		out = append(out, Request{ID: RequestID{Session: sess, Seq: seqs[sess]}, At: now, Command: c})
 	}
 	return out
 }
@@ -196,7 +261,30 @@ func TestPropertyNeverOverAllocates(t *testing.T) {
 			if req.Command == nil {
 				continue
 			}
-			_, _ = s.Apply(req)
+			records := s.AuditCount()
+			var before KeySummary
+			if ob, ok := req.Command.(*Onboard); ok {
+				if k := s.keyBySecret[ob.Secret]; k != nil {
+					before = k.summary()
+				}
+			}
+			res, err := s.Apply(req)
+			if (err != nil || res.Duplicate) && s.AuditCount() != records {
+				t.Fatalf("seed %d, request %d (%s): refused or duplicate (%v) but audited", seed, i, req.Command.Type(), err)
+			}
+			if ob, ok := req.Command.(*Onboard); ok && err == nil && !res.Duplicate {
+				// A one-time key onboards one device: a used key succeeds
+				// again only for its own device, changing nothing.
+				after, _ := s.Key(before.ID)
+				switch {
+				case res.Onboarded != ob.Device.ID:
+					t.Fatalf("seed %d, request %d: onboarded %v, asked %v", seed, i, res.Onboarded, ob.Device.ID)
+				case before.Type == KeyOneTime && before.State == KeyUsed && (after.UsedBy != before.UsedBy || s.AuditCount() != records):
+					t.Fatalf("seed %d, request %d: used one-time key %s onboarded again: %+v", seed, i, before.ID, after)
+				case before.Type == KeyOneTime && after.UsedBy != ob.Device.ID:
+					t.Fatalf("seed %d, request %d: key %s used by %v after onboarding %v", seed, i, before.ID, after.UsedBy, ob.Device.ID)
+				}
+			}
 			if err := s.verify(); err != nil {
 				t.Fatalf("seed %d, request %d (%s): %v", seed, i, req.Command.Type(), err)
 			}

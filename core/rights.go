@@ -19,9 +19,11 @@ func (s *State) loadRights(c *LoadRights) (Result, error) {
 			return Result{}, fmt.Errorf("%w: line id %q is already held by source %q", ErrInvalidFeature, fl.ID, other.Source)
 		}
 	}
-	for name, v := range c.Locks {
-		for src, locks := range s.props.locks {
-			if lv, ok := locks[name]; ok && src != c.Source && lv != v {
+	// Sorted, so that every node refuses with the same message.
+	for _, name := range sortedKeys(c.Locks) {
+		v := c.Locks[name]
+		for _, src := range sortedKeys(s.props.locks) {
+			if lv, ok := s.props.locks[src][name]; ok && src != c.Source && lv != v {
 				return Result{}, fmt.Errorf("%w: %s is locked to %q by %q, this wants %q", ErrConflictingLock, name, lv, src, v)
 			}
 		}

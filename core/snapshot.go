@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tallyhq/tally/core/hostid"
 	"github.com/tallyhq/tally/core/model"
 	"github.com/tallyhq/tally/core/version"
 )
@@ -31,6 +32,32 @@ type snapshot struct {
 	Properties   map[string]string  `json:"properties"`
 	Devices      []deviceSnapshot   `json:"devices"`
 	Sessions     []sessionSnapshot  `json:"sessions"`
+	Users        []userSnapshot     `json:"users,omitempty"`
+	TokenKey     []byte             `json:"tokenKey,omitempty"`
+	Audit        []AuditRecord      `json:"audit,omitempty"`
+	Keys         []keySnapshot      `json:"keys,omitempty"`
+	ClientKey    []byte             `json:"clientKey,omitempty"`
+}
+
+type keySnapshot struct {
+	ID          string        `json:"id"`
+	Type        KeyType       `json:"type"`
+	Secret      string        `json:"secret"`
+	Description string        `json:"description,omitempty"`
+	Active      bool          `json:"active,omitempty"`
+	Created     time.Time     `json:"created"`
+	UsedBy      hostid.HostID `json:"usedBy,omitzero"`
+	UsedAt      time.Time     `json:"usedAt,omitzero"`
+	Uses        uint64        `json:"uses,omitempty"`
+}
+
+type userSnapshot struct {
+	Name            string    `json:"name"`
+	Roles           []Role    `json:"roles"`
+	PasswordHash    string    `json:"passwordHash"`
+	Created         time.Time `json:"created"`
+	PasswordChanged time.Time `json:"passwordChanged"`
+	Epoch           uint64    `json:"epoch,omitempty"`
 }
 
 type lineSnapshot struct {
@@ -42,6 +69,8 @@ type deviceSnapshot struct {
 	Info     DeviceInfo      `json:"info"`
 	LastSeen time.Time       `json:"lastSeen"`
 	Leases   []leaseSnapshot `json:"leases,omitempty"`
+	// Credential is the public key the device onboarded with.
+	Credential []byte `json:"credential,omitempty"`
 }
 
 type leaseSnapshot struct {
@@ -89,7 +118,7 @@ func (s *State) Snapshot() ([]byte, error) {
 		snap.Lines = append(snap.Lines, lineSnapshot{FeatureLine: l.FeatureLine, Consumed: l.consumed})
 	}
 	for _, d := range s.devices {
-		ds := deviceSnapshot{Info: d.info, LastSeen: d.lastSeen}
+		ds := deviceSnapshot{Info: d.info, LastSeen: d.lastSeen, Credential: d.credential}
 		for _, l := range d.leases {
 			ls := leaseSnapshot{Feature: l.feature, Version: l.version, Count: l.count, Granted: l.granted, Expiry: l.expiry, Seq: l.seq}
 			for _, p := range l.parts {
@@ -105,6 +134,19 @@ func (s *State) Snapshot() ([]byte, error) {
 		sess := s.sessions[id]
 		snap.Sessions = append(snap.Sessions, sessionSnapshot{ID: id, Highest: sess.highest, Window: sess.window, LastUsed: sess.lastUsed})
 	}
+	for _, name := range sortedKeys(s.users) {
+		u := s.users[name]
+		snap.Users = append(snap.Users, userSnapshot{Name: u.name, Roles: u.roles, PasswordHash: u.hash,
+			Created: u.created, PasswordChanged: u.passwordChanged, Epoch: u.epoch})
+	}
+	snap.TokenKey = s.tokenKey
+	snap.Audit = s.audit
+	for _, id := range sortedKeys(s.keys) {
+		k := s.keys[id]
+		snap.Keys = append(snap.Keys, keySnapshot{ID: k.id, Type: k.typ, Secret: k.secret, Description: k.description,
+			Active: k.active, Created: k.created, UsedBy: k.usedBy, UsedAt: k.usedAt, Uses: k.uses})
+	}
+	snap.ClientKey = s.clientKey
 	return json.Marshal(snap)
 }
 
@@ -216,6 +258,12 @@ func restore(cfg Config, snap *snapshot) (*State, error) {
 		}
 		s.sessions[ss.ID] = &session{highest: ss.Highest, window: ss.Window, lastUsed: ss.LastUsed.UTC()}
 	}
+	if err := s.restoreUsers(snap); err != nil {
+		return nil, err
+	}
+	if err := s.restoreKeys(snap); err != nil {
+		return nil, err
+	}
 	return s, s.checkAccounts()
 }
 
@@ -227,7 +275,10 @@ func (s *State) restoreDevice(ds deviceSnapshot) error {
 	if _, dup := s.devices[info.ID]; dup {
 		return fmt.Errorf("device %s appears twice", info.ID)
 	}
-	d := &device{info: info, lastSeen: ds.LastSeen.UTC()}
+	if ds.Credential != nil && (len(ds.Credential) == 0 || len(ds.Credential) > MaxDevicePublicKey) {
+		return fmt.Errorf("device %s has a credential of %d bytes", info.ID, len(ds.Credential))
+	}
+	d := &device{info: info, lastSeen: ds.LastSeen.UTC(), credential: ds.Credential}
 	s.devices[info.ID] = d
 	s.assignPools(d)
 	for _, ls := range ds.Leases {
@@ -284,5 +335,105 @@ func (s *State) checkAccounts() error {
 			return fmt.Errorf("line %q is used %d+%d overdraft of %d+%d", l.ID, l.used+l.consumed, l.overdraftUsed, l.Count, l.Overdraft)
 		}
 	}
+	return nil
+}
+
+// restoreUsers checks and installs the administrators and the token key.
+func (s *State) restoreUsers(snap *snapshot) error {
+	if len(snap.Users) > MaxUsers {
+		return fmt.Errorf("%d users, limit %d", len(snap.Users), MaxUsers)
+	}
+	for _, us := range snap.Users {
+		if err := validateUserName(us.Name); err != nil {
+			return err
+		}
+		if err := validatePasswordHash(us.PasswordHash); err != nil {
+			return fmt.Errorf("user %q: %w", us.Name, err)
+		}
+		roles, err := canonicalRoles(us.Roles)
+		if err != nil || !slices.Equal(roles, us.Roles) {
+			return fmt.Errorf("user %q has bad or unsorted roles", us.Name)
+		}
+		if _, dup := s.users[us.Name]; dup {
+			return fmt.Errorf("user %q appears twice", us.Name)
+		}
+		s.users[us.Name] = &userRecord{name: us.Name, roles: roles, hash: us.PasswordHash,
+			created: us.Created.UTC(), passwordChanged: us.PasswordChanged.UTC(), epoch: us.Epoch}
+	}
+	if len(s.users) > 0 && s.admins() == 0 {
+		return fmt.Errorf("no user holds ADMIN")
+	}
+	if len(snap.TokenKey) != 0 && len(snap.TokenKey) != TokenKeyLen {
+		return fmt.Errorf("token key of %d bytes", len(snap.TokenKey))
+	}
+	if len(snap.TokenKey) > 0 {
+		s.tokenKey = snap.TokenKey
+	}
+	return s.restoreAudit(snap.Audit)
+}
+
+// restoreAudit checks the audit chain and the records' fields.
+func (s *State) restoreAudit(records []AuditRecord) error {
+	for i := range records {
+		r := &records[i]
+		r.At = r.At.UTC()
+		if validateLabel("audit user", r.User, maxActorLen) != nil || validateLabel("audit address", r.Address, maxActorLen) != nil ||
+			r.Action == "" || validateLabel("audit action", r.Action, maxActorLen) != nil ||
+			validateLabel("audit detail", r.Detail, maxAuditDetailLen) != nil {
+			return fmt.Errorf("audit record %d has a bad field", r.Seq)
+		}
+		if r.At.After(s.now) {
+			return fmt.Errorf("audit record %d is later than the state's clock", r.Seq)
+		}
+	}
+	if err := verifyAuditChain(records); err != nil {
+		return err
+	}
+	if len(records) > 0 {
+		s.audit = records
+	}
+	return nil
+}
+
+// restoreKeys checks and installs the first-authentication keys and the
+// client key.
+func (s *State) restoreKeys(snap *snapshot) error {
+	if len(snap.Keys) > MaxKeys {
+		return fmt.Errorf("%d keys, limit %d", len(snap.Keys), MaxKeys)
+	}
+	for _, ks := range snap.Keys {
+		if err := validateKeyID(ks.ID); err != nil {
+			return err
+		}
+		if err := validateKeySecret(ks.Secret); err != nil {
+			return fmt.Errorf("key %s: %w", ks.ID, err)
+		}
+		if err := validateKeyDescription(ks.Description); err != nil {
+			return err
+		}
+		if !ks.Type.valid() {
+			return fmt.Errorf("key %s has type %d", ks.ID, uint8(ks.Type))
+		}
+		if s.keys[ks.ID] != nil || s.keyBySecret[ks.Secret] != nil {
+			return fmt.Errorf("key %s or its secret appears twice", ks.ID)
+		}
+		used := ks.UsedBy != hostid.HostID{}
+		if used {
+			if id, err := hostid.New(ks.UsedBy.Value, ks.UsedBy.Type); err != nil || id != ks.UsedBy {
+				return fmt.Errorf("key %s was used by a bad hostid", ks.ID)
+			}
+		}
+		if used != (ks.Uses > 0) || used == ks.UsedAt.IsZero() || ks.Type == KeyOneTime && ks.Uses > 1 {
+			return fmt.Errorf("key %s has %d uses that do not match its user", ks.ID, ks.Uses)
+		}
+		k := &firstAuthKey{id: ks.ID, typ: ks.Type, secret: ks.Secret, description: ks.Description, active: ks.Active,
+			created: ks.Created.UTC(), usedBy: ks.UsedBy, usedAt: ks.UsedAt.UTC(), uses: ks.Uses}
+		s.keys[k.id] = k
+		s.keyBySecret[k.secret] = k
+	}
+	if snap.ClientKey != nil && (len(snap.ClientKey) == 0 || len(snap.ClientKey) > MaxClientKeyLen) {
+		return fmt.Errorf("client key of %d bytes", len(snap.ClientKey))
+	}
+	s.clientKey = snap.ClientKey
 	return nil
 }

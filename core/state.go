@@ -1,6 +1,7 @@
 package core
 
 import (
+	"bytes"
 	"cmp"
 	"fmt"
 	"slices"
@@ -20,6 +21,9 @@ type Config struct {
 	MaxDevices int
 	// MaxSessions bounds the remembered sessions. Default 1,000,000.
 	MaxSessions int
+	// MaxAuditRecords bounds the audit log; past it the oldest tenth is
+	// dropped. Default 1,000,000.
+	MaxAuditRecords int
 }
 
 func (c Config) withDefaults() Config {
@@ -31,6 +35,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxSessions <= 0 {
 		c.MaxSessions = 1_000_000
+	}
+	if c.MaxAuditRecords <= 0 {
+		c.MaxAuditRecords = 1_000_000
 	}
 	return c
 }
@@ -71,6 +78,18 @@ type State struct {
 	sessions     map[SessionID]*session
 	nextSweep    time.Time
 	sessionOrder []SessionID // scratch for sweeps
+
+	users    map[string]*userRecord
+	tokenKey []byte
+	audit    []AuditRecord // the audit log, oldest first
+
+	keys        map[string]*firstAuthKey // by ID
+	keyBySecret map[string]*firstAuthKey
+	clientKey   []byte
+
+	// noChange is set by a command that succeeded without changing
+	// anything, so that Audited records nothing for it.
+	noChange bool
 }
 
 // rightsSource is the set of lines loaded from one activation or rights file.
@@ -94,6 +113,9 @@ func New(cfg Config) *State {
 		reserveStatus: map[reserveKey]bool{},
 		props:         properties{values: map[string]string{}, locks: map[string]map[string]string{}},
 		sessions:      map[SessionID]*session{},
+		users:         map[string]*userRecord{},
+		keys:          map[string]*firstAuthKey{},
+		keyBySecret:   map[string]*firstAuthKey{},
 	}
 	s.policy = s.props.policy()
 	return s
@@ -113,6 +135,8 @@ type Result struct {
 	Denied DenialReason `json:"denied,omitempty"`
 	// Changed lists other leases this command revoked or freed, for pushes.
 	Changed []Lease `json:"changed,omitempty"`
+	// Onboarded is the device an Onboard recorded.
+	Onboarded hostid.HostID `json:"onboarded,omitzero"`
 }
 
 // Grant is a device's lease on a feature as a checkout left it.
@@ -138,6 +162,7 @@ const (
 	DenyNotActive
 	DenyInsufficient
 	DenyModel
+	DenyNotOnboarded
 )
 
 var denialText = [...]string{
@@ -147,6 +172,7 @@ var denialText = [...]string{
 	DenyNotActive:     "the feature is not yet started or has expired",
 	DenyInsufficient:  "insufficient counts",
 	DenyModel:         "denied by the license model",
+	DenyNotOnboarded:  "the device is not onboarded (security.requireOnboarding)",
 }
 
 func (r DenialReason) String() string {
@@ -198,6 +224,7 @@ func (s *State) Apply(r Request) (Result, error) {
 	}
 	var res Result
 	s.advance(&res)
+	s.noChange = false
 	res2, err := s.dispatch(r.Command)
 	if err != nil {
 		return res, err
@@ -238,6 +265,34 @@ func (s *State) dispatch(c Command) (Result, error) {
 		return s.deleteReservations(c)
 	case *SetProperty:
 		return Result{}, s.setProperty(c)
+	case *Audited:
+		return s.audited(c)
+	case *CreateUser:
+		return Result{}, s.createUser(c)
+	case *SetUserRoles:
+		return Result{}, s.setUserRoles(c)
+	case *SetPassword:
+		return Result{}, s.setPassword(c)
+	case *DeleteUser:
+		return Result{}, s.deleteUser(c)
+	case *Logout:
+		return Result{}, s.logout(c)
+	case *SetTokenKey:
+		s.setTokenKey(c)
+		return Result{}, nil
+	case *CreateKeys:
+		return Result{}, s.createKeys(c)
+	case *SetKeyActive:
+		return Result{}, s.setKeyActive(c)
+	case *SetKeyDescription:
+		return Result{}, s.setKeyDescription(c)
+	case *DeleteKey:
+		return Result{}, s.deleteKey(c)
+	case *Onboard:
+		return s.onboard(c)
+	case *SetClientKey:
+		s.setClientKey(c)
+		return Result{}, nil
 	}
 	return Result{}, fmt.Errorf("%w %T", ErrUnknownCommand, c)
 }
@@ -286,9 +341,14 @@ func (s *State) newLease() *lease {
 
 func (s *State) duplicate(c Command) Result {
 	res := Result{Duplicate: true}
-	if co, ok := c.(*Checkout); ok {
-		if d := s.devices[co.Device]; d != nil {
-			res.Grant = s.grantOf(d, co.Feature, co.Version, d.findLease(co.Feature, co.Version))
+	switch c := c.(type) {
+	case *Checkout:
+		if d := s.devices[c.Device]; d != nil {
+			res.Grant = s.grantOf(d, c.Feature, c.Version, d.findLease(c.Feature, c.Version))
+		}
+	case *Onboard:
+		if d := s.deviceByID(c.Device.ID); d != nil && d.credential != nil && bytes.Equal(d.credential, c.PublicKey) {
+			res.Onboarded = d.info.ID
 		}
 	}
 	return res
