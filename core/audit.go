@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/tallyhq/tally/core/strictjson"
 )
 
 // Actor is who asked for an administrative change and from where.
@@ -77,7 +79,7 @@ func (c Audited) MarshalJSON() ([]byte, error) {
 // Audited inside an Audited are refused.
 func (c *Audited) UnmarshalJSON(data []byte) error {
 	var w wireAudited
-	if err := strictUnmarshal(data, &w); err != nil {
+	if err := strictjson.Unmarshal(data, &w); err != nil {
 		return err
 	}
 	if w.Type == (*Audited)(nil).Type() {
@@ -88,7 +90,7 @@ func (c *Audited) UnmarshalJSON(data []byte) error {
 		return fmt.Errorf("%w %q", ErrUnknownCommand, w.Type)
 	}
 	if len(w.Command) > 0 && string(w.Command) != "null" {
-		if err := strictUnmarshal(w.Command, inner); err != nil {
+		if err := strictjson.Unmarshal(w.Command, inner); err != nil {
 			return fmt.Errorf("%s: %w", w.Type, err)
 		}
 	}

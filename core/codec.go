@@ -4,8 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"time"
+
+	"github.com/tallyhq/tally/core/strictjson"
 )
 
 // MaxRequestBytes bounds an encoded request.
@@ -44,7 +45,7 @@ func DecodeRequest(data []byte) (Request, error) {
 		return Request{}, fmt.Errorf("%w: %d bytes, at most %d", ErrInvalidCommand, len(data), MaxRequestBytes)
 	}
 	var w wireRequest
-	if err := strictUnmarshal(data, &w); err != nil {
+	if err := strictjson.Unmarshal(data, &w); err != nil {
 		return Request{}, fmt.Errorf("%w: %w", ErrInvalidCommand, err)
 	}
 	c, ok := newCommand(w.Type)
@@ -52,7 +53,7 @@ func DecodeRequest(data []byte) (Request, error) {
 		return Request{}, fmt.Errorf("%w %q", ErrUnknownCommand, w.Type)
 	}
 	if len(w.Command) > 0 && !bytes.Equal(w.Command, []byte("null")) {
-		if err := strictUnmarshal(w.Command, c); err != nil {
+		if err := strictjson.Unmarshal(w.Command, c); err != nil {
 			return Request{}, fmt.Errorf("%w: %s: %w", ErrInvalidCommand, w.Type, err)
 		}
 	}
@@ -64,16 +65,4 @@ func DecodeRequest(data []byte) (Request, error) {
 		return Request{}, fmt.Errorf("%w: session and sequence must be non-zero", ErrInvalidRequest)
 	}
 	return r, nil
-}
-
-func strictUnmarshal(data []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return err
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return fmt.Errorf("data after the JSON value")
-	}
-	return nil
 }

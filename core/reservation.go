@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/tallyhq/tally/core/hostid"
+	"github.com/tallyhq/tally/core/strictjson"
 	"github.com/tallyhq/tally/core/version"
 )
 
@@ -56,7 +57,7 @@ func ParseReservations(data []byte) ([]ReservationGroup, error) {
 		trimmed = append(append([]byte{'['}, trimmed...), ']')
 	}
 	var groups []ReservationGroup
-	if err := strictUnmarshal(trimmed, &groups); err != nil {
+	if err := strictjson.Unmarshal(trimmed, &groups); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidReserve, err)
 	}
 	if groups == nil {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/tallyhq/tally/core/hostid"
 	"github.com/tallyhq/tally/core/model"
+	"github.com/tallyhq/tally/core/strictjson"
 	"github.com/tallyhq/tally/core/version"
 )
 
@@ -154,7 +155,7 @@ func (s *State) Snapshot() ([]byte, error) {
 // and consistent; a damaged snapshot is refused with ErrInvalidSnapshot.
 func Restore(cfg Config, data []byte) (*State, error) {
 	var snap snapshot
-	if err := strictUnmarshal(data, &snap); err != nil {
+	if err := strictjson.Unmarshal(data, &snap); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidSnapshot, err)
 	}
 	if snap.Format != snapshotFormat {

@@ -1,7 +1,6 @@
 package rights
 
 import (
-	"bytes"
 	"crypto/ecdsa"
 	"crypto/rand"
 	"crypto/sha256"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tallyhq/tally/core"
+	"github.com/tallyhq/tally/core/strictjson"
 )
 
 // Format is the format string of the rights files this package reads and
@@ -161,7 +161,7 @@ func (v *Verifier) Verify(data []byte) (*core.LoadRights, error) {
 		return nil, fmt.Errorf("%w: format %q, want %q", ErrMalformed, probe.Format, Format)
 	}
 	var env envelope
-	if err := strictUnmarshal(data, &env); err != nil {
+	if err := strictjson.Unmarshal(data, &env); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
 	pub := v.trusted[env.Key]
@@ -181,7 +181,7 @@ func (v *Verifier) Verify(data []byte) (*core.LoadRights, error) {
 		return nil, fmt.Errorf("%w with key %s", ErrBadSignature, env.Key)
 	}
 	var p payload
-	if err := strictUnmarshal(body, &p); err != nil {
+	if err := strictjson.Unmarshal(body, &p); err != nil {
 		return nil, fmt.Errorf("%w: payload: %w", ErrMalformed, err)
 	}
 	if p.Server != v.server {
@@ -213,20 +213,6 @@ func checkHeader(server, source string, sequence uint64) error {
 		return fmt.Errorf("%w: no source", ErrMalformed)
 	case sequence == 0:
 		return fmt.Errorf("%w: sequence must be above 0", ErrMalformed)
-	}
-	return nil
-}
-
-// strictUnmarshal decodes one JSON value into v, refusing unknown fields and
-// anything after the value.
-func strictUnmarshal(data []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return err
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return errors.New("data after the JSON value")
 	}
 	return nil
 }
