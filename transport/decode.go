@@ -17,6 +17,7 @@ import (
 // Limits on request bodies. A body past its limit is refused with 413.
 const (
 	maxLoginBody        = 4 << 10
+	maxUserBody         = 4 << 10
 	maxPropertyBody     = 64 << 10
 	maxReservationsBody = 16 << 20
 	maxModelBody        = 1 << 20

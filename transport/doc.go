@@ -18,19 +18,44 @@
 // refused rights files 400 bad_rights, and anything unknown 500 with a
 // generic message and the detail in the log.
 //
-// # Authentication
+// # Authentication and roles
 //
-// POST /api/v1/auth/login with the administrator's user and password
-// (compared in constant time) returns a random 32-byte bearer token that
-// lives for the property security.tokenDuration. Tokens are kept in this
-// node's memory only: a restart or another node of a cluster does not know
-// them, and clients log in again. Failed logins are limited per remote
-// address (an IPv6 address counts by its /64) by a token bucket of five
-// attempts refilled one every twelve seconds; a limited address gets 429
-// with Retry-After. When security.enabled is false, requests from a
-// loopback address without an Authorization header are let through, as the
-// property describes; a token that is presented must still be valid.
-// Health, login, the OpenAPI document and /metrics need no token.
+// POST /api/v1/auth/login checks a user's password (package core/password,
+// argon2id; the key derivation runs outside the store's read, a few at a
+// time) and returns a stateless bearer token: base64url of the claims
+// {user, epoch, expires, nonce}, a dot, and base64url of their
+// HMAC-SHA256 under the replicated token key. Every node therefore accepts
+// every token. A token is valid while its MAC matches, it has not expired
+// (it lives for the property security.tokenDuration), its user exists and
+// the user's token epoch is still the one it names: logout, a password
+// change and the loss of a role move the epoch on and end every earlier
+// token of the user at once. Logins of unknown users are checked against a
+// stand-in hash, so they take as long as real ones.
+//
+// Failed logins are limited twice by token buckets, refilled one every
+// twelve seconds: five per remote address (an IPv6 address counts by its
+// /64) and ten per user name from any number of addresses; a limited login
+// gets 429 with Retry-After, and a wrong current password at a password
+// change counts against the user's bucket. When security.enabled is false,
+// requests from a loopback address without an Authorization header act as
+// the user "anonymous@loopback" with the ADMIN role; a token that is
+// presented must still be valid. Health, login, the OpenAPI document and
+// /metrics need no token.
+//
+// Server.routeTable is the one place that says which right each route
+// needs: the views, the audit log, the licensing ID and the caller's own
+// logout and password are open to every user (every role may read);
+// reservations and the license model need RESERVATIONS, rights uploads
+// OFFLINE, dropping a device DROPDEVICE, and properties and users ADMIN,
+// which holds every right. A caller without the right gets 403
+// {"error":"access denied: needs the RESERVATIONS role","code":"access_denied"}
+// before the body is read.
+//
+// Every change the API makes is applied as a core.Audited with the caller's
+// name and remote IP, so the replicated, hash-chained audit log
+// (GET /api/v1/audit) says who changed what, when and from where. Passwords
+// are hashed here and only their hashes enter commands; the log's details
+// never show them.
 //
 // # Lists
 //

@@ -9,6 +9,7 @@ import (
 
 	"github.com/tallyhq/tally/core"
 	"github.com/tallyhq/tally/core/hostid"
+	"github.com/tallyhq/tally/core/password"
 	"github.com/tallyhq/tally/core/version"
 )
 
@@ -78,6 +79,10 @@ func errorFor(err error) *apiError {
 		status, code = http.StatusBadRequest, "invalid_property"
 	case errors.Is(err, core.ErrInvalidSnapshot):
 		status, code = http.StatusBadRequest, "invalid_snapshot"
+	case errors.Is(err, core.ErrInvalidUser):
+		status, code = http.StatusBadRequest, "invalid_user"
+	case errors.Is(err, password.ErrWeakPassword):
+		status, code = http.StatusBadRequest, "weak_password"
 
 	case errors.Is(err, core.ErrUnknownCommand):
 		status, code = http.StatusNotFound, "unknown_command"
@@ -93,6 +98,8 @@ func errorFor(err error) *apiError {
 		status, code = http.StatusNotFound, "unknown_group"
 	case errors.Is(err, core.ErrUnknownProperty):
 		status, code = http.StatusNotFound, "unknown_property"
+	case errors.Is(err, core.ErrUnknownUser):
+		status, code = http.StatusNotFound, "unknown_user"
 
 	case errors.Is(err, core.ErrStaleRights):
 		status, code = http.StatusConflict, "stale_rights"
@@ -104,6 +111,10 @@ func errorFor(err error) *apiError {
 		status, code = http.StatusConflict, "property_locked"
 	case errors.Is(err, core.ErrConflictingLock):
 		status, code = http.StatusConflict, "conflicting_lock"
+	case errors.Is(err, core.ErrUserExists):
+		status, code = http.StatusConflict, "user_exists"
+	case errors.Is(err, core.ErrLastAdmin):
+		status, code = http.StatusConflict, "last_admin"
 
 	case errors.Is(err, core.ErrDropNotAllowed):
 		status, code = http.StatusForbidden, "drop_not_allowed"

@@ -12,65 +12,6 @@ import (
 	"github.com/tallyhq/tally/core/version"
 )
 
-// loginRequest is the body of POST /api/v1/auth/login.
-type loginRequest struct {
-	User     *string `json:"user"`
-	Password *string `json:"password"`
-}
-
-// loginResponse is the answer to a good login.
-type loginResponse struct {
-	Token   string `json:"token"`
-	Expires string `json:"expires"`
-}
-
-func (s *Server) login(w http.ResponseWriter, r *http.Request) error {
-	key := limiterKey(r.RemoteAddr)
-	now := s.cfg.Now()
-	if ok, wait := s.limiter.take(key, now); !ok {
-		s.metrics.loginRateLimited()
-		w.Header().Set("Retry-After", strconv.Itoa(int((wait+time.Second-1)/time.Second)))
-		return &apiError{http.StatusTooManyRequests, "rate_limited", "too many failed logins from this address; try again later"}
-	}
-	var req loginRequest
-	if err := readJSON(w, r, maxLoginBody, &req); err != nil {
-		s.limiter.refund(key)
-		return err
-	}
-	if req.User == nil || req.Password == nil {
-		s.limiter.refund(key)
-		return badRequest("bad_json", `the body wants "user" and "password"`)
-	}
-	userOK := secretEqual(*req.User, s.cfg.AdminUser)
-	passwordOK := secretEqual(*req.Password, s.cfg.AdminPassword)
-	if !userOK || !passwordOK {
-		s.metrics.loginFailed()
-		s.log.Warn("login failed", "remote", r.RemoteAddr, "user", *req.User)
-		return &apiError{http.StatusUnauthorized, "bad_credentials", "wrong user name or password"}
-	}
-	s.limiter.refund(key)
-	var lifetime time.Duration
-	err := s.cfg.Store.Read(r.Context(), func(st *core.State) error {
-		p, err := st.Property("security.tokenDuration")
-		if err != nil {
-			return err
-		}
-		lifetime, err = time.ParseDuration(p.Value)
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	expires := now.Add(lifetime)
-	token, err := s.tokens.issue(s.cfg.Random, now, expires)
-	if err != nil {
-		return err
-	}
-	s.log.Info("login", "remote", r.RemoteAddr, "user", *req.User, "expires", expires)
-	writeJSON(w, http.StatusOK, loginResponse{Token: token, Expires: expires.UTC().Format(time.RFC3339)})
-	return nil
-}
-
 // healthResponse is the answer of GET /api/v1/health.
 type healthResponse struct {
 	Status      string `json:"status"`
@@ -83,7 +24,7 @@ type healthResponse struct {
 
 func (s *Server) health(w http.ResponseWriter, r *http.Request) error {
 	writeJSON(w, http.StatusOK, healthResponse{
-		Status: "ok", Version: s.cfg.Version, Node: s.cfg.NodeID, Fingerprint: s.cfg.Fingerprint,
+		Status: "ok", Version: s.cfg.Version, Node: s.cfg.NodeID, Fingerprint: s.cfg.Identity.Fingerprint(),
 		Leader: s.cfg.Leader(), Time: s.cfg.Now().UTC().Format(time.RFC3339),
 	})
 	return nil
@@ -366,12 +307,15 @@ func (s *Server) uploadRights(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// apply proposes c and logs the change.
+// apply proposes c on behalf of the caller and logs the change. Every
+// change the API makes goes through here, wrapped in core.Audited, so that
+// the audit log records who asked for it and from where.
 func (s *Server) apply(r *http.Request, c core.Command) error {
-	if _, err := s.cfg.Store.Apply(r.Context(), c); err != nil {
+	p := principalOf(r)
+	if _, err := s.cfg.Store.Apply(r.Context(), &core.Audited{Actor: p.actor(), Command: c}); err != nil {
 		return err
 	}
-	s.log.Info("administrative change", "command", c.Type(), "path", r.URL.Path, "remote", r.RemoteAddr)
+	s.log.Info("administrative change", "command", c.Type(), "user", p.user.Name, "path", r.URL.Path, "remote", r.RemoteAddr)
 	return nil
 }
 

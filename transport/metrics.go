@@ -25,6 +25,8 @@ type httpMetrics struct {
 	durations     map[string]*histogram
 	loginFailures uint64
 	loginLimited  uint64
+	tokensIssued  uint64
+	denied        uint64
 }
 
 type routeCode struct {
@@ -72,6 +74,18 @@ func (m *httpMetrics) loginFailed() {
 	m.mu.Unlock()
 }
 
+func (m *httpMetrics) tokenIssued() {
+	m.mu.Lock()
+	m.tokensIssued++
+	m.mu.Unlock()
+}
+
+func (m *httpMetrics) accessDenied() {
+	m.mu.Lock()
+	m.denied++
+	m.mu.Unlock()
+}
+
 func (m *httpMetrics) loginRateLimited() {
 	m.mu.Lock()
 	m.loginLimited++
@@ -79,7 +93,7 @@ func (m *httpMetrics) loginRateLimited() {
 }
 
 // write writes the metrics in the Prometheus text exposition format.
-func (m *httpMetrics) write(w io.Writer, liveTokens int) {
+func (m *httpMetrics) write(w io.Writer) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	bw := bufio.NewWriter(w)
@@ -122,12 +136,15 @@ func (m *httpMetrics) write(w io.Writer, liveTokens int) {
 	fmt.Fprintln(bw, "# HELP tally_http_login_failures_total Logins refused for a wrong user name or password.")
 	fmt.Fprintln(bw, "# TYPE tally_http_login_failures_total counter")
 	fmt.Fprintf(bw, "tally_http_login_failures_total %d\n", m.loginFailures)
-	fmt.Fprintln(bw, "# HELP tally_http_login_rate_limited_total Logins refused because the address failed too often.")
+	fmt.Fprintln(bw, "# HELP tally_http_login_rate_limited_total Logins refused because the address or the user failed too often.")
 	fmt.Fprintln(bw, "# TYPE tally_http_login_rate_limited_total counter")
 	fmt.Fprintf(bw, "tally_http_login_rate_limited_total %d\n", m.loginLimited)
-	fmt.Fprintln(bw, "# HELP tally_http_tokens Administrator tokens that have not expired.")
-	fmt.Fprintln(bw, "# TYPE tally_http_tokens gauge")
-	fmt.Fprintf(bw, "tally_http_tokens %d\n", liveTokens)
+	fmt.Fprintln(bw, "# HELP tally_http_tokens_issued_total Administrator tokens issued at login.")
+	fmt.Fprintln(bw, "# TYPE tally_http_tokens_issued_total counter")
+	fmt.Fprintf(bw, "tally_http_tokens_issued_total %d\n", m.tokensIssued)
+	fmt.Fprintln(bw, "# HELP tally_http_access_denied_total Requests refused because the user lacks the route's role.")
+	fmt.Fprintln(bw, "# TYPE tally_http_access_denied_total counter")
+	fmt.Fprintf(bw, "tally_http_access_denied_total %d\n", m.denied)
 }
 
 // quoteLabel writes a label value quoted and escaped as the exposition

@@ -21,8 +21,11 @@ func TestLogin(t *testing.T) {
 	}
 	var tok loginResponse
 	r.json(t, &tok)
-	if len(tok.Token) != 43 {
-		t.Errorf("token %q is not 32 bytes in base64url", tok.Token)
+	if payload, mac, ok := strings.Cut(tok.Token, "."); !ok || payload == "" || len(mac) != 43 {
+		t.Errorf("token %q is not payload.HMAC-SHA256 in base64url", tok.Token)
+	}
+	if tok.User != "admin" || len(tok.Roles) != 1 || tok.Roles[0] != core.RoleAdmin {
+		t.Errorf("login answers user %q roles %v", tok.User, tok.Roles)
 	}
 	if want := t0.Add(time.Hour).Format(time.RFC3339); tok.Expires != want {
 		t.Errorf("expires %s, want %s (security.tokenDuration default 1h)", tok.Expires, want)
@@ -130,7 +133,7 @@ func TestHealth(t *testing.T) {
 	}
 	var h healthResponse
 	r.json(t, &h)
-	want := healthResponse{Status: "ok", Version: "1.2.3", Node: "node-a", Fingerprint: "AB:CD", Leader: true, Time: t0.Format(time.RFC3339)}
+	want := healthResponse{Status: "ok", Version: "1.2.3", Node: "node-a", Fingerprint: e.id.Fingerprint(), Leader: true, Time: t0.Format(time.RFC3339)}
 	if h != want {
 		t.Errorf("health %+v, want %+v", h, want)
 	}

@@ -2,7 +2,6 @@ package transport
 
 import (
 	"bytes"
-	"context"
 	"crypto/rand"
 	_ "embed"
 	"encoding/json"
@@ -11,9 +10,12 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/tallyhq/tally/core"
+	"github.com/tallyhq/tally/core/licensingid"
+	"github.com/tallyhq/tally/core/password"
 )
 
 // RightsVerifier checks a signed rights file and returns the command that
@@ -27,27 +29,31 @@ type RightsVerifier interface {
 	Verify(data []byte) (*core.LoadRights, error)
 }
 
-// Config is what a Server needs. Store, Rights and AdminPassword are
-// required; the rest have defaults.
+// Config is what a Server needs. Store, Rights and Identity are required;
+// the rest have defaults.
 type Config struct {
-	// Store applies commands and serves reads.
+	// Store applies commands and serves reads, including the users, their
+	// credentials and the token key.
 	Store core.Store
 	// Rights verifies uploaded rights files.
 	Rights RightsVerifier
+	// Identity is the main licensing ID, shown and exported by the
+	// licensing-id routes; its fingerprint is shown by the health route.
+	Identity *licensingid.ID
+	// Hostname names this server in the licensing ID status; default
+	// NodeID.
+	Hostname string
 	// Logger receives request failures and administrative changes; default
 	// discards.
 	Logger *slog.Logger
-	// Now is the clock for tokens, the login limiter, health and request
+	// Now is the clock for tokens, the login limiters, health and request
 	// durations; default time.Now.
 	Now func() time.Time
-	// Random is the source of tokens; default crypto/rand.Reader.
+	// Random is the source of token nonces and password salts; default
+	// crypto/rand.Reader.
 	Random io.Reader
-	// AdminUser and AdminPassword are the administrator's credentials;
-	// AdminUser defaults to "admin".
-	AdminUser     string
-	AdminPassword string
-	// Version, NodeID and Fingerprint are shown by the health route.
-	Version, NodeID, Fingerprint string
+	// Version and NodeID are shown by the health route.
+	Version, NodeID string
 	// Leader reports whether this node leads the cluster, for the health
 	// route; nil means a single node that always leads.
 	Leader func() bool
@@ -66,23 +72,40 @@ var openAPIDocument []byte
 
 // Server serves the REST API. Create it with NewServer.
 type Server struct {
-	cfg     Config
-	log     *slog.Logger
-	mux     *http.ServeMux
-	routes  []route
-	known   map[string]bool // registered patterns, the metrics' route labels
-	tokens  *tokenStore
-	limiter *loginLimiter
-	metrics *httpMetrics
+	cfg         Config
+	log         *slog.Logger
+	mux         *http.ServeMux
+	routes      []route
+	known       map[string]bool // registered patterns, the metrics' route labels
+	addrLimiter *loginLimiter
+	userLimiter *loginLimiter
+	metrics     *httpMetrics
+	// kdf holds a slot for each password hash being computed.
+	kdf chan struct{}
+	// hashPassword hashes a password that passed the policy; tests swap in
+	// a cheaper one.
+	hashPassword func(string) (string, error)
+	standIn      struct {
+		once sync.Once
+		hash string
+		err  error
+	}
 }
 
 // route is one registered endpoint.
 type route struct {
 	method, path string
 	// public routes need no token.
-	public  bool
+	public bool
+	// role is the right the caller needs; anyRole lets every user in.
+	role    core.Role
 	handler func(http.ResponseWriter, *http.Request) error
 }
+
+// anyRole marks a route that every authenticated user may call: the views
+// (every role can read), the audit log, the licensing ID, and the caller's
+// own logout and password.
+const anyRole core.Role = 0
 
 func (rt route) pattern() string { return rt.method + " " + rt.path }
 
@@ -93,11 +116,8 @@ func NewServer(cfg Config) (*Server, error) {
 		return nil, errors.Join(ErrConfig, errors.New("no Store"))
 	case cfg.Rights == nil:
 		return nil, errors.Join(ErrConfig, errors.New("no Rights verifier"))
-	case cfg.AdminPassword == "":
-		return nil, errors.Join(ErrConfig, errors.New("no AdminPassword"))
-	}
-	if cfg.AdminUser == "" {
-		cfg.AdminUser = "admin"
+	case cfg.Identity == nil || cfg.Identity.Key == nil || len(cfg.Identity.Certificate) == 0:
+		return nil, errors.Join(ErrConfig, errors.New("no licensing Identity"))
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -111,20 +131,25 @@ func NewServer(cfg Config) (*Server, error) {
 	if cfg.Leader == nil {
 		cfg.Leader = func() bool { return true }
 	}
-	s := &Server{
-		cfg:     cfg,
-		log:     cfg.Logger,
-		mux:     http.NewServeMux(),
-		known:   map[string]bool{},
-		tokens:  newTokenStore(),
-		limiter: newLoginLimiter(),
-		metrics: newHTTPMetrics(),
+	if cfg.Hostname == "" {
+		cfg.Hostname = cfg.NodeID
 	}
+	s := &Server{
+		cfg:         cfg,
+		log:         cfg.Logger,
+		mux:         http.NewServeMux(),
+		known:       map[string]bool{},
+		addrLimiter: newLoginLimiter(loginBurst, loginRefill),
+		userLimiter: newLoginLimiter(userLoginBurst, loginRefill),
+		metrics:     newHTTPMetrics(),
+		kdf:         make(chan struct{}, kdfSlots),
+	}
+	s.hashPassword = func(pw string) (string, error) { return password.Hash(pw, cfg.Random) }
 	s.routes = s.routeTable()
 	for _, rt := range s.routes {
 		h := rt.handler
 		if !rt.public {
-			h = s.authenticated(h)
+			h = s.authorize(rt)
 		}
 		s.mux.Handle(rt.pattern(), s.handle(h))
 		s.known[rt.pattern()] = true
@@ -139,31 +164,53 @@ func NewServer(cfg Config) (*Server, error) {
 // devicePattern is where Config.Devices is mounted.
 const devicePattern = "GET /ws/device"
 
-// routeTable lists every endpoint of the API, as openapi.json documents it.
+// routeTable lists every endpoint of the API, as openapi.json documents it,
+// with the right each needs. It is the one place that decides who may do
+// what: views for every user, a change for the role that owns it, and ADMIN
+// (which holds every right) for properties and users.
 func (s *Server) routeTable() []route {
+	const (
+		admin        = core.RoleAdmin
+		reservations = core.RoleReservations
+		offline      = core.RoleOffline
+		dropDevice   = core.RoleDropDevice
+	)
 	return []route{
 		{method: "POST", path: "/api/v1/auth/login", public: true, handler: s.login},
 		{method: "GET", path: "/api/v1/health", public: true, handler: s.health},
 		{method: "GET", path: "/api/v1/openapi.json", public: true, handler: s.openAPI},
 		{method: "GET", path: "/metrics", public: true, handler: s.serveMetrics},
 
-		{method: "GET", path: "/api/v1/features", handler: s.listFeatures},
-		{method: "GET", path: "/api/v1/features/{name}/{version}", handler: s.featureDetails},
-		{method: "GET", path: "/api/v1/devices", handler: s.listDevices},
-		{method: "GET", path: "/api/v1/devices/{type}/{value}", handler: s.deviceDetails},
-		{method: "DELETE", path: "/api/v1/devices/{type}/{value}", handler: s.dropDevice},
-		{method: "GET", path: "/api/v1/reservations", handler: s.listReservations},
-		{method: "GET", path: "/api/v1/reservations/export", handler: s.exportReservations},
-		{method: "POST", path: "/api/v1/reservations", handler: s.importReservations},
-		{method: "DELETE", path: "/api/v1/reservations/{group}", handler: s.deleteReservationGroup},
-		{method: "GET", path: "/api/v1/model", handler: s.getModel},
-		{method: "PUT", path: "/api/v1/model", handler: s.putModel},
-		{method: "DELETE", path: "/api/v1/model", handler: s.deleteModel},
-		{method: "GET", path: "/api/v1/pools", handler: s.listPools},
-		{method: "GET", path: "/api/v1/properties", handler: s.listProperties},
-		{method: "GET", path: "/api/v1/properties/{name}", handler: s.getProperty},
-		{method: "PUT", path: "/api/v1/properties/{name}", handler: s.putProperty},
-		{method: "POST", path: "/api/v1/rights", handler: s.uploadRights},
+		{method: "POST", path: "/api/v1/auth/logout", role: anyRole, handler: s.logout},
+		{method: "PUT", path: "/api/v1/auth/password", role: anyRole, handler: s.changePassword},
+
+		{method: "GET", path: "/api/v1/features", role: anyRole, handler: s.listFeatures},
+		{method: "GET", path: "/api/v1/features/{name}/{version}", role: anyRole, handler: s.featureDetails},
+		{method: "GET", path: "/api/v1/devices", role: anyRole, handler: s.listDevices},
+		{method: "GET", path: "/api/v1/devices/{type}/{value}", role: anyRole, handler: s.deviceDetails},
+		{method: "DELETE", path: "/api/v1/devices/{type}/{value}", role: dropDevice, handler: s.dropDevice},
+		{method: "GET", path: "/api/v1/reservations", role: anyRole, handler: s.listReservations},
+		{method: "GET", path: "/api/v1/reservations/export", role: anyRole, handler: s.exportReservations},
+		{method: "POST", path: "/api/v1/reservations", role: reservations, handler: s.importReservations},
+		{method: "DELETE", path: "/api/v1/reservations/{group}", role: reservations, handler: s.deleteReservationGroup},
+		{method: "GET", path: "/api/v1/model", role: anyRole, handler: s.getModel},
+		{method: "PUT", path: "/api/v1/model", role: reservations, handler: s.putModel},
+		{method: "DELETE", path: "/api/v1/model", role: reservations, handler: s.deleteModel},
+		{method: "GET", path: "/api/v1/pools", role: anyRole, handler: s.listPools},
+		{method: "GET", path: "/api/v1/properties", role: anyRole, handler: s.listProperties},
+		{method: "GET", path: "/api/v1/properties/{name}", role: anyRole, handler: s.getProperty},
+		{method: "PUT", path: "/api/v1/properties/{name}", role: admin, handler: s.putProperty},
+		{method: "POST", path: "/api/v1/rights", role: offline, handler: s.uploadRights},
+
+		{method: "GET", path: "/api/v1/users", role: admin, handler: s.listUsers},
+		{method: "POST", path: "/api/v1/users", role: admin, handler: s.createUser},
+		{method: "GET", path: "/api/v1/users/{name}", role: admin, handler: s.getUser},
+		{method: "PUT", path: "/api/v1/users/{name}", role: admin, handler: s.updateUser},
+		{method: "DELETE", path: "/api/v1/users/{name}", role: admin, handler: s.deleteUser},
+		{method: "GET", path: "/api/v1/audit", role: anyRole, handler: s.readAudit},
+
+		{method: "GET", path: "/api/v1/licensing-id", role: anyRole, handler: s.licensingID},
+		{method: "GET", path: "/api/v1/licensing-id/cert", role: anyRole, handler: s.licensingIDCert},
 	}
 }
 
@@ -172,10 +219,10 @@ func (s *Server) Handler() http.Handler { return http.HandlerFunc(s.serveHTTP) }
 
 // WriteMetrics writes the server's own metrics in the Prometheus text
 // format: tally_http_requests_total{route,code},
-// tally_http_request_duration_seconds{route}, login failures and the number
-// of live tokens.
+// tally_http_request_duration_seconds{route}, login failures, refused
+// requests and the tokens issued.
 func (s *Server) WriteMetrics(w io.Writer) {
-	s.metrics.write(w, s.tokens.live(s.cfg.Now()))
+	s.metrics.write(w)
 }
 
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
@@ -286,41 +333,6 @@ func writeRaw(w http.ResponseWriter, status int, contentType string, b []byte) {
 	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
 	w.WriteHeader(status)
 	w.Write(b)
-}
-
-// authenticated lets a request through with a valid bearer token, or
-// without any Authorization header from a loopback address while the
-// property security.enabled is false.
-func (s *Server) authenticated(h func(http.ResponseWriter, *http.Request) error) func(http.ResponseWriter, *http.Request) error {
-	return func(w http.ResponseWriter, r *http.Request) error {
-		token, present := bearerToken(r)
-		if present {
-			if token == "" || !s.tokens.valid(token, s.cfg.Now()) {
-				return &apiError{http.StatusUnauthorized, "unauthorized", "the bearer token is invalid or has expired; log in again"}
-			}
-			return h(w, r)
-		}
-		if isLoopback(r.RemoteAddr) {
-			enabled, err := s.securityEnabled(r.Context())
-			if err != nil {
-				return err
-			}
-			if !enabled {
-				return h(w, r)
-			}
-		}
-		return &apiError{http.StatusUnauthorized, "unauthorized", "no bearer token; log in at POST /api/v1/auth/login"}
-	}
-}
-
-func (s *Server) securityEnabled(ctx context.Context) (bool, error) {
-	var v string
-	err := s.cfg.Store.Read(ctx, func(st *core.State) error {
-		p, err := st.Property("security.enabled")
-		v = p.Value
-		return err
-	})
-	return v != "false", err
 }
 
 func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) error {

@@ -3,8 +3,10 @@ package transport
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,7 +23,9 @@ import (
 
 	"github.com/tallyhq/tally/core"
 	"github.com/tallyhq/tally/core/hostid"
+	"github.com/tallyhq/tally/core/licensingid"
 	"github.com/tallyhq/tally/core/version"
+	"golang.org/x/crypto/argon2"
 )
 
 // t0 is the clock every test starts from.
@@ -45,6 +49,8 @@ func newFakeStore(t testing.TB) *fakeStore {
 	t.Helper()
 	fs := &fakeStore{state: core.New(core.Config{}), now: t0}
 	fs.mustApply(t, &core.Tick{})
+	fs.mustApply(t, &core.SetTokenKey{Key: bytes.Repeat([]byte{7}, core.TokenKeyLen)})
+	fs.mustApply(t, &core.CreateUser{Name: "admin", Roles: []core.Role{core.RoleAdmin}, PasswordHash: cheapHash(t, testPassword)})
 	fs.mustApply(t, &core.LoadRights{Source: "demo", Sequence: 1, Lines: []core.FeatureLine{
 		{ID: "cad-1", Name: "cad", Version: version.MustParse("1.0"), Count: 10},
 		{ID: "viewer-2", Name: "viewer", Version: version.MustParse("2.0"), Count: 25, Expiry: t0.Add(365 * 24 * time.Hour)},
@@ -108,6 +114,44 @@ func (fs *fakeStore) snapshot(t testing.TB) []byte {
 }
 
 var _ core.Store = (*fakeStore)(nil)
+
+// addUser creates a user with roles and a cheap hash of pw directly in the
+// state, without an audit record.
+func (fs *fakeStore) addUser(t testing.TB, name, pw string, roles ...core.Role) {
+	t.Helper()
+	fs.mustApply(t, &core.CreateUser{Name: name, Roles: roles, PasswordHash: cheapHash(t, pw)})
+}
+
+// cheapHash is an argon2id PHC string of pw at the smallest parameters
+// password.Verify accepts, so that tests do not spend 64 MiB per login.
+func cheapHash(t testing.TB, pw string) string {
+	t.Helper()
+	h, err := cheapHashOf(pw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+func cheapHashOf(pw string) (string, error) {
+	salt := make([]byte, 16)
+	if _, err := rand.Read(salt); err != nil {
+		return "", err
+	}
+	key := argon2.IDKey([]byte(pw), salt, 1, 8, 1, 32)
+	b64 := base64.RawStdEncoding
+	return fmt.Sprintf("$argon2id$v=19$m=8,t=1,p=1$%s$%s", b64.EncodeToString(salt), b64.EncodeToString(key)), nil
+}
+
+// testIdentity makes a licensing ID.
+func testIdentity(t testing.TB) *licensingid.ID {
+	t.Helper()
+	id, err := licensingid.Generate(t0, rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
 
 // testClock is a controllable clock.
 type testClock struct {
@@ -176,6 +220,7 @@ type testEnv struct {
 	store  *fakeStore
 	clock  *testClock
 	server *Server
+	id     *licensingid.ID
 	url    string
 	client *http.Client
 	logs   *bytes.Buffer
@@ -187,11 +232,11 @@ type envOption func(*Config)
 
 func newTestEnv(t *testing.T, opts ...envOption) *testEnv {
 	t.Helper()
-	e := &testEnv{t: t, store: newFakeStore(t), clock: &testClock{now: t0}, logs: &bytes.Buffer{}}
+	e := &testEnv{t: t, store: newFakeStore(t), clock: &testClock{now: t0}, logs: &bytes.Buffer{}, id: testIdentity(t)}
 	cfg := Config{
 		Store: e.store, Rights: fakeRights{}, Logger: slog.New(slog.NewTextHandler(&syncWriter{w: e.logs}, nil)),
-		Now: e.clock.Now, AdminPassword: testPassword,
-		Version: "1.2.3", NodeID: "node-a", Fingerprint: "AB:CD",
+		Now: e.clock.Now, Identity: e.id, Hostname: "host-a",
+		Version: "1.2.3", NodeID: "node-a",
 		Leader:  func() bool { return true },
 		Metrics: []func(io.Writer){func(w io.Writer) { io.WriteString(w, "tally_test_extra 1\n") }},
 	}
@@ -202,6 +247,7 @@ func newTestEnv(t *testing.T, opts ...envOption) *testEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
+	srv.hashPassword = cheapHashOf
 	e.server = srv
 	dir := t.TempDir()
 	cert, err := LoadOrCreateCertificate("", "", dir, nil, t0, nil)
@@ -293,7 +339,13 @@ func (e *testEnv) do(method, path, contentType, body string, auth bool) response
 
 func (e *testEnv) login(password string) string {
 	e.t.Helper()
-	b, _ := json.Marshal(map[string]string{"user": "admin", "password": password})
+	return e.loginAs("admin", password)
+}
+
+// loginAs logs in as user and returns the token.
+func (e *testEnv) loginAs(user, password string) string {
+	e.t.Helper()
+	b, _ := json.Marshal(map[string]string{"user": user, "password": password})
 	r := e.do("POST", "/api/v1/auth/login", "application/json", string(b), false)
 	if r.status != http.StatusOK {
 		e.t.Fatalf("login: %d %s", r.status, r.body)
