@@ -11,7 +11,6 @@ import (
 	"net/url"
 	"os"
 	"strconv"
-	"strings"
 
 	"github.com/tallyhq/tally/core"
 	"github.com/tallyhq/tally/core/hostid"
@@ -38,15 +37,7 @@ func (c *cli) client() (*client, error) {
 // password reads --password-file, or TALLY_PASSWORD.
 func (c *cli) password() (string, error) {
 	if c.opts.passwordFile != "" {
-		data, err := os.ReadFile(c.opts.passwordFile)
-		if err != nil {
-			return "", fmt.Errorf("read password: %w", err)
-		}
-		password := strings.TrimRight(string(data), "\r\n")
-		if password == "" {
-			return "", fmt.Errorf("read password: %s is empty", c.opts.passwordFile)
-		}
-		return password, nil
+		return readPasswordFile(c.opts.passwordFile)
 	}
 	if p := c.getenv("TALLY_PASSWORD"); p != "" {
 		return p, nil

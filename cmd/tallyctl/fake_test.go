@@ -24,6 +24,7 @@ import (
 
 	"github.com/tallyhq/tally/core"
 	"github.com/tallyhq/tally/core/hostid"
+	"github.com/tallyhq/tally/core/licensingid"
 	"github.com/tallyhq/tally/core/version"
 )
 
@@ -39,11 +40,14 @@ type fakeServer struct {
 	*httptest.Server
 	caFile string
 
-	mu       sync.Mutex
-	logins   int
-	requests []string // "METHOD path?query"
-	bodies   map[string]string
-	model    string
+	id *licensingid.ID
+
+	mu          sync.Mutex
+	logins      int
+	requests    []string // "METHOD path?query"
+	bodies      map[string]string
+	model       string
+	auditBroken bool
 }
 
 var (
@@ -61,7 +65,11 @@ func fakeFeatures() []core.FeatureSummary {
 
 func newFakeServer(t *testing.T) *fakeServer {
 	t.Helper()
-	f := &fakeServer{bodies: map[string]string{}, model: `model "m" { on any() { accept } }`}
+	id, err := licensingid.Generate(time.Now(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fakeServer{id: id, bodies: map[string]string{}, model: `model "m" { on any() { accept } }`}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /api/v1/health", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, 200, map[string]any{"status": "ok", "version": "1.2.3", "node": "n1", "fingerprint": fakeFingerprint, "leader": true, "time": "2025-03-14T10:00:00Z"})
@@ -79,7 +87,7 @@ func newFakeServer(t *testing.T) *fakeServer {
 			writeError(w, 401, "wrong user or password", "unauthorized")
 			return
 		}
-		writeJSON(w, 200, map[string]string{"token": fakeToken, "expires": "2025-03-14T11:00:00Z"})
+		writeJSON(w, 200, map[string]any{"token": fakeToken, "expires": "2025-03-14T11:00:00Z", "user": "admin", "roles": []string{"ADMIN"}})
 	})
 	authed := func(pattern string, h func(w http.ResponseWriter, r *http.Request)) {
 		mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
@@ -246,6 +254,77 @@ func newFakeServer(t *testing.T) *fakeServer {
 		default:
 			writeJSON(w, 200, map[string]any{"source": "acme", "sequence": 3, "lines": 5})
 		}
+	})
+
+	users := map[string]map[string]any{
+		"admin":  {"name": "admin", "roles": []string{"ADMIN"}, "created": "2025-03-14T09:00:00Z", "passwordChanged": "2025-03-14T09:00:00Z"},
+		"reader": {"name": "reader", "roles": []string{"READ"}, "created": "2025-03-14T09:30:00Z", "passwordChanged": "2025-03-14T09:30:00Z"},
+	}
+	authed("GET /api/v1/users", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, 200, map[string]any{"total": 2, "items": []any{users["admin"], users["reader"]}})
+	})
+	authed("POST /api/v1/users", func(w http.ResponseWriter, r *http.Request) {
+		var in struct {
+			Name     string   `json:"name"`
+			Roles    []string `json:"roles"`
+			Password string   `json:"password"`
+		}
+		json.Unmarshal([]byte(f.body("POST /api/v1/users")), &in)
+		if _, ok := users[in.Name]; ok {
+			writeError(w, 409, `user already exists: "`+in.Name+`"`, "user_exists")
+			return
+		}
+		writeJSON(w, 201, map[string]any{"name": in.Name, "roles": in.Roles, "created": "2025-03-14T10:00:00Z", "passwordChanged": "2025-03-14T10:00:00Z"})
+	})
+	authed("PUT /api/v1/users/{name}", func(w http.ResponseWriter, r *http.Request) {
+		u, ok := users[r.PathValue("name")]
+		if !ok {
+			writeError(w, 404, `unknown user "`+r.PathValue("name")+`"`, "unknown_user")
+			return
+		}
+		var in struct {
+			Roles []string `json:"roles"`
+		}
+		json.Unmarshal([]byte(f.body("PUT "+r.URL.EscapedPath())), &in)
+		out := map[string]any{"name": u["name"], "roles": u["roles"], "created": u["created"], "passwordChanged": u["passwordChanged"]}
+		if in.Roles != nil {
+			out["roles"] = in.Roles
+		}
+		writeJSON(w, 200, out)
+	})
+	authed("DELETE /api/v1/users/{name}", func(w http.ResponseWriter, r *http.Request) {
+		if r.PathValue("name") == "admin" {
+			writeError(w, 409, `the last user with the ADMIN role cannot be removed or lose it: "admin" is the last user with ADMIN`, "last_admin")
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	authed("PUT /api/v1/auth/password", func(w http.ResponseWriter, r *http.Request) {
+		var in struct{ Current, New string }
+		json.Unmarshal([]byte(f.body("PUT /api/v1/auth/password")), &in)
+		if in.Current != fakePassword {
+			writeError(w, 403, "the current password is wrong", "bad_credentials")
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	authed("GET /api/v1/audit", func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		broken := f.auditBroken
+		f.mu.Unlock()
+		writeJSON(w, 200, map[string]any{"total": 3, "verified": !broken, "items": []core.AuditRecord{
+			{Seq: 2, At: expiry, User: "tallyd", Address: "local", Action: "createUser", Detail: "created user admin with roles ADMIN", Prev: "aa", Hash: "bb"},
+			{Seq: 3, At: expiry.Add(time.Minute), User: "admin", Address: "192.0.2.7", Action: "setProperty", Detail: `set server.pageSize to "7"`, Prev: "bb", Hash: "cc"},
+		}})
+	})
+	authed("GET /api/v1/licensing-id", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, 200, map[string]any{"display": f.id.Display(), "id": f.id.String(), "fingerprint": f.id.Fingerprint(),
+			"servers": []map[string]string{{"host": "box-1", "serverStatus": "Running", "idStatus": "Main licensing ID", "display": f.id.Display(), "fingerprint": f.id.Fingerprint()}}})
+	})
+	authed("GET /api/v1/licensing-id/cert", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/x-pem-file")
+		w.Header().Set("Content-Disposition", `attachment; filename="licensing-id.cert"`)
+		w.Write(f.id.CertificatePEM())
 	})
 
 	f.Server = httptest.NewUnstartedServer(mux)

@@ -3,7 +3,8 @@
 //
 // Against a server it speaks the REST API of tallyd (package transport):
 // it logs in once per invocation with the user and password it is given,
-// sends the Bearer token with every request, prints tables for people or the
+// sends the Bearer token with every request (the token simply expires; an
+// invocation does not log out, which would end the user's other sessions), prints tables for people or the
 // server's JSON with --json, and turns an API error into one line on stderr
 // and a non-zero exit. The producer commands (producer keygen, producer
 // issue) work offline with package rights and need no server.
@@ -60,6 +61,20 @@ Server commands:
   properties get [NAME]                   all properties, or one in detail
   properties set NAME VALUE               change a property
   rights load FILE                        load a signed rights file
+  users list                              the users and their roles
+  users create NAME --role R [--role R]... --password-file F
+                                          add a user (roles ADMIN, READ, RESERVATIONS,
+                                          OFFLINE, DROPDEVICE, KEYS)
+  users set-roles NAME --role R [--role R]...
+                                          replace a user's roles
+  users set-password NAME --password-file F
+                                          set a user's password (ends its logins)
+  users delete NAME                       remove a user
+  passwd --password-file NEW              change your own password (the current one
+                                          comes from --password-file or TALLY_PASSWORD)
+  audit [--after SEQ] [--limit N]         the audit log; fails if its hash chain is broken
+  licensing-id show                       the main licensing ID and each server's status
+  licensing-id export --out FILE          write the licensing ID certificate (PEM)
 
 Producer commands (no server):
   producer keygen --out PREFIX            write PREFIX.key (0600) and PREFIX.pub
@@ -176,6 +191,14 @@ func (c *cli) run(args []string) error {
 		return c.properties(rest)
 	case "rights":
 		return c.rights(rest)
+	case "users":
+		return c.users(rest)
+	case "passwd":
+		return c.passwd(rest)
+	case "audit":
+		return c.audit(rest)
+	case "licensing-id":
+		return c.licensingID(rest)
 	case "producer":
 		return c.producer(rest)
 	}

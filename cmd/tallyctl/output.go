@@ -207,3 +207,29 @@ func printProperty(out io.Writer, p property) {
 	}
 	printFields(out, fields)
 }
+
+func printUsers(out io.Writer, items []user) {
+	rows := make([][]string, 0, len(items))
+	for _, u := range items {
+		rows = append(rows, []string{u.Name, strings.Join(u.Roles, ","), dash(u.Created), dash(u.PasswordChanged)})
+	}
+	table(out, "NAME\tROLES\tCREATED\tPASSWORD CHANGED", rows)
+}
+
+func printAudit(out io.Writer, items []core.AuditRecord) {
+	rows := make([][]string, 0, len(items))
+	for _, r := range items {
+		rows = append(rows, []string{strconv.FormatUint(r.Seq, 10), stamp(r.At, "-"), r.User, dash(r.Address), r.Action, dash(r.Detail)})
+	}
+	table(out, "SEQ\tTIME\tUSER\tFROM\tACTION\tDETAIL", rows)
+}
+
+func printLicensingID(out io.Writer, st licensingIDStatus) {
+	printFields(out, [][2]string{{"Licensing ID", st.Display}, {"Fingerprint", st.Fingerprint}})
+	fmt.Fprintln(out, "\nServers:")
+	rows := make([][]string, 0, len(st.Servers))
+	for _, s := range st.Servers {
+		rows = append(rows, []string{s.Host, s.ServerStatus, s.IDStatus, s.Display, s.Fingerprint})
+	}
+	table(out, "HOST\tSERVER STATUS\tID STATUS\tLICENSING ID\tFINGERPRINT", rows)
+}
