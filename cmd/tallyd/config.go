@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -10,6 +8,8 @@ import (
 	"net"
 	"os"
 	"strings"
+
+	"github.com/tallyhq/tally/core/strictjson"
 )
 
 // config is tallyd's configuration. One loader fills it: defaults, then the
@@ -128,13 +128,8 @@ func readConfigFile(path string, cfg *config) error {
 	if err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(cfg); err != nil {
+	if err := strictjson.Unmarshal(data, cfg); err != nil {
 		return fmt.Errorf("config %s: %w", path, err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return fmt.Errorf("config %s: data after the JSON object", path)
 	}
 	return nil
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/tallyhq/tally/core"
 	"github.com/tallyhq/tally/core/licensingid"
+	"github.com/tallyhq/tally/core/password"
 	"github.com/tallyhq/tally/core/rights"
 	"github.com/tallyhq/tally/raft"
 	"github.com/tallyhq/tally/transport"
@@ -57,14 +58,6 @@ func start(cfg config, log *slog.Logger, logs *logSwitch, getenv func(string) st
 	if err != nil {
 		return nil, err
 	}
-	password, source, err := adminPassword(cfg.DataDir, getenv, rand.Reader)
-	if err != nil {
-		return nil, err
-	}
-	note := "from " + source
-	if source == filepath.Join(cfg.DataDir, initialPasswordFile) {
-		note = "in " + source
-	}
 	trusted, err := producerKeys(cfg)
 	if err != nil {
 		return nil, err
@@ -78,6 +71,11 @@ func start(cfg config, log *slog.Logger, logs *logSwitch, getenv func(string) st
 		NodeID:  cfg.NodeID,
 		Logger:  log.With("part", "raft"),
 		Observe: func(req core.Request, res core.Result) {
+			// Administrative changes arrive wrapped with their actor; what
+			// they change is the inner command.
+			if a, ok := req.Command.(*core.Audited); ok {
+				req.Command = a.Command
+			}
 			if p, ok := req.Command.(*core.SetProperty); ok {
 				logs.set(p.Name, p.Value)
 			}
@@ -89,7 +87,7 @@ func start(cfg config, log *slog.Logger, logs *logSwitch, getenv func(string) st
 	if err != nil {
 		return nil, fmt.Errorf("open the store: %w", err)
 	}
-	d := &daemon{log: log, id: id, node: node, passwordNote: note}
+	d := &daemon{log: log, id: id, node: node}
 	fail := func(err error) (*daemon, error) {
 		d.close()
 		return nil, err
@@ -98,6 +96,9 @@ func start(cfg config, log *slog.Logger, logs *logSwitch, getenv func(string) st
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := applyLoggingProperties(ctx, node, logs); err != nil {
+		return fail(err)
+	}
+	if d.passwordNote, err = bootstrapAccess(ctx, node, cfg.DataDir, getenv, rand.Reader); err != nil {
 		return fail(err)
 	}
 	verifier := rights.NewVerifier(id.Fingerprint(), trusted...)
@@ -125,19 +126,18 @@ func start(cfg config, log *slog.Logger, logs *logSwitch, getenv func(string) st
 	}
 	notify.Store(d.devices)
 	api, err := transport.NewServer(transport.Config{
-		Store:         node,
-		Rights:        verifier,
-		Logger:        log.With("part", "api"),
-		Now:           time.Now,
-		Random:        rand.Reader,
-		AdminUser:     "admin",
-		AdminPassword: password,
-		Version:       buildVersion,
-		NodeID:        cfg.NodeID,
-		Fingerprint:   id.Fingerprint(),
-		Leader:        func() bool { return node.Status().State == "Leader" },
-		Devices:       d.devices,
-		Metrics:       []func(io.Writer){node.WriteMetrics, d.devices.WriteMetrics},
+		Store:    node,
+		Rights:   verifier,
+		Identity: id,
+		Hostname: hostname(cfg.NodeID),
+		Logger:   log.With("part", "api"),
+		Now:      time.Now,
+		Random:   rand.Reader,
+		Version:  buildVersion,
+		NodeID:   cfg.NodeID,
+		Leader:   func() bool { return node.Status().State == "Leader" },
+		Devices:  d.devices,
+		Metrics:  []func(io.Writer){node.WriteMetrics, d.devices.WriteMetrics},
 	})
 	if err != nil {
 		return fail(err)
@@ -155,8 +155,63 @@ func start(cfg config, log *slog.Logger, logs *logSwitch, getenv func(string) st
 		host = "127.0.0.1"
 	}
 	d.url = "https://" + net.JoinHostPort(host, portOf(ln)) + "/"
-	log.Info("serving", "url", d.url, "node", cfg.NodeID, "fingerprint", id.Fingerprint(), "admin_password", note)
+	log.Info("serving", "url", d.url, "node", cfg.NodeID, "fingerprint", id.Fingerprint(), "admin_password", d.passwordNote)
 	return d, nil
+}
+
+// bootstrapAccess prepares a store that has no users yet: it creates the
+// administrator admin with the initial password (adminPassword says where
+// it comes from) and installs a random token key when none is set. It
+// returns where the admin password is, for the log; when users exist, the
+// store is left alone and no password file is written.
+func bootstrapAccess(ctx context.Context, store core.Store, dataDir string, getenv func(string) string, random io.Reader) (string, error) {
+	// The audit log names tallyd for what it sets up itself.
+	actor := core.Actor{User: "tallyd", Address: "local"}
+	var haveUsers, haveKey bool
+	err := store.Read(ctx, func(s *core.State) error {
+		haveUsers, haveKey = len(s.Users()) > 0, len(s.TokenKey()) > 0
+		return nil
+	})
+	if err != nil {
+		return "", fmt.Errorf("read the users: %w", err)
+	}
+	if !haveKey {
+		key := make([]byte, core.TokenKeyLen)
+		if _, err := io.ReadFull(random, key); err != nil {
+			return "", fmt.Errorf("make the token key: %w", err)
+		}
+		if _, err := store.Apply(ctx, &core.Audited{Actor: actor, Command: &core.SetTokenKey{Key: key}}); err != nil {
+			return "", fmt.Errorf("install the token key: %w", err)
+		}
+	}
+	if haveUsers {
+		return "unchanged (users exist)", nil
+	}
+	pw, source, err := adminPassword(dataDir, getenv, random)
+	if err != nil {
+		return "", err
+	}
+	hash, err := password.Hash(pw, random)
+	if err != nil {
+		return "", err
+	}
+	create := &core.CreateUser{Name: "admin", Roles: []core.Role{core.RoleAdmin}, PasswordHash: hash}
+	if _, err := store.Apply(ctx, &core.Audited{Actor: actor, Command: create}); err != nil {
+		return "", fmt.Errorf("create the administrator: %w", err)
+	}
+	if source == filepath.Join(dataDir, initialPasswordFile) {
+		return "in " + source, nil
+	}
+	return "from " + source, nil
+}
+
+// hostname names this server in the licensing ID status: the machine's
+// host name, or the node ID when it has none.
+func hostname(nodeID string) string {
+	if h, err := os.Hostname(); err == nil && h != "" {
+		return h
+	}
+	return nodeID
 }
 
 // producerKeys reads the producer public keys the node trusts; --dev adds

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/tls"
 	"encoding/json"
 	"io"
@@ -14,6 +15,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tallyhq/tally/core"
+	"github.com/tallyhq/tally/core/password"
 )
 
 func noEnv(string) string { return "" }
@@ -128,5 +132,78 @@ func TestDevServesAndStops(t *testing.T) {
 		}
 	case <-time.After(60 * time.Second):
 		t.Fatal("tallyd did not stop")
+	}
+}
+
+// memStore is a core.Store over a State in memory.
+type memStore struct {
+	mu    sync.Mutex
+	state *core.State
+	seq   uint64
+}
+
+func (m *memStore) Apply(ctx context.Context, c core.Command) (core.Result, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.seq++
+	return m.state.Apply(core.Request{ID: core.RequestID{Session: 1, Seq: m.seq}, At: time.Now(), Command: c})
+}
+
+func (m *memStore) Read(ctx context.Context, fn func(*core.State) error) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return fn(m.state)
+}
+
+// TestBootstrapAccess checks the first start's administrator and token
+// key, their audit records, and that a later start changes nothing and
+// writes no password file.
+func TestBootstrapAccess(t *testing.T) {
+	store := &memStore{state: core.New(core.Config{})}
+	env := func(k string) string {
+		if k == "TALLY_ADMIN_PASSWORD" {
+			return "first start password"
+		}
+		return ""
+	}
+	dir := t.TempDir()
+	note, err := bootstrapAccess(context.Background(), store, dir, env, rand.Reader)
+	if err != nil || note != "from TALLY_ADMIN_PASSWORD" {
+		t.Fatalf("first start: %q %v", note, err)
+	}
+	var hash string
+	var roles []core.Role
+	var key []byte
+	var audit []core.AuditRecord
+	read := func() {
+		store.Read(context.Background(), func(s *core.State) error {
+			hash, roles, _, err = s.Credentials("admin")
+			key, audit = s.TokenKey(), s.Audit(0, 0)
+			return nil
+		})
+	}
+	read()
+	if err != nil || len(roles) != 1 || roles[0] != core.RoleAdmin || len(key) != core.TokenKeyLen {
+		t.Fatalf("admin %v %v, key %d bytes", roles, err, len(key))
+	}
+	if ok, err := password.Verify(hash, "first start password"); !ok || err != nil {
+		t.Errorf("the admin's hash does not verify the initial password: %v", err)
+	}
+	if len(audit) != 2 || audit[0].Action != "setTokenKey" || audit[1].Action != "createUser" ||
+		audit[1].User != "tallyd" || audit[1].Address != "local" || strings.Contains(audit[1].Detail, "password") {
+		t.Errorf("audit %+v", audit)
+	}
+
+	firstKey := key
+	note, err = bootstrapAccess(context.Background(), store, dir, noEnv, rand.Reader)
+	if err != nil || !strings.Contains(note, "unchanged") {
+		t.Fatalf("second start: %q %v", note, err)
+	}
+	read()
+	if !bytes.Equal(key, firstKey) || len(audit) != 2 {
+		t.Errorf("a second start changed the key or the log: %d records", len(audit))
+	}
+	if _, err := os.Stat(filepath.Join(dir, initialPasswordFile)); err == nil {
+		t.Error("a start with users wrote a password file")
 	}
 }
