@@ -1,7 +1,6 @@
 package transport
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,6 +11,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/tallyhq/tally/core/strictjson"
 )
 
 // Limits on request bodies. A body past its limit is refused with 413.
@@ -87,13 +88,8 @@ func readJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) error 
 // decodeJSON decodes exactly one JSON value from data into v, refusing
 // unknown fields and anything after the value.
 func decodeJSON(data []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	if err := strictjson.Unmarshal(data, v); err != nil {
 		return badRequest("bad_json", describeJSONError(err))
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return badRequest("bad_json", "malformed JSON: data after the JSON value")
 	}
 	return nil
 }
@@ -102,6 +98,8 @@ func describeJSONError(err error) string {
 	var syntax *json.SyntaxError
 	var typ *json.UnmarshalTypeError
 	switch {
+	case errors.Is(err, strictjson.ErrTrailingData):
+		return "malformed JSON: data after the JSON value"
 	case errors.Is(err, io.EOF):
 		return "malformed JSON: the body is empty"
 	case errors.Is(err, io.ErrUnexpectedEOF):
