@@ -62,6 +62,11 @@ type Config struct {
 	// MaxSignBatch bounds the payloads under one signature. 1 signs every
 	// payload on its own. Default 256.
 	MaxSignBatch int
+	// MaxAuthFailures bounds the refused onboard and authenticate attempts
+	// of a connection: the refusal that reaches it closes the connection
+	// (status 1008). Each attempt costs a signature verification, and a
+	// refused onboard may be a guess at a key secret. Default 5.
+	MaxAuthFailures int
 	// SignLinger is how long the signer waits for more payloads to share a
 	// signature when it has signed within the last SignLinger and holds
 	// only one: under load a short wait saves a signature per response,
@@ -127,6 +132,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.MaxSignBatch <= 0 {
 		c.MaxSignBatch = 256
+	}
+	if c.MaxAuthFailures <= 0 {
+		c.MaxAuthFailures = 5
 	}
 	if c.SignLinger == 0 {
 		c.SignLinger = time.Millisecond

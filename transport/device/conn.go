@@ -28,13 +28,31 @@ type conn struct {
 	inflight  chan struct{}
 	requests  sync.WaitGroup
 
-	// Token bucket, used by the reading goroutine only.
-	tokens float64
-	last   time.Time
+	// addr is the device's network address, for the audit log.
+	addr string
+	// challenge is what onboard and authenticate sign on this connection;
+	// made at the first hello.
+	challenge []byte
 
-	mu         sync.Mutex
-	device     hostid.HostID
-	registered bool // device is set and the handler knows it
+	// Used by the reading goroutine only: the token bucket and the count
+	// of refused onboard and authenticate attempts.
+	tokens   float64
+	last     time.Time
+	failures int
+
+	mu sync.Mutex
+	// device and info are what the last accepted hello said; said is
+	// false before it and after the device was dropped.
+	device hostid.HostID
+	info   core.DeviceInfo
+	said   bool
+	// registered: the hello was applied and the handler knows the
+	// connection speaks for device (pushes, disconnect).
+	registered bool
+	// mustAuth: the device has a credential, so requests are served only
+	// once authKey, the credential this connection proved it holds, is set.
+	mustAuth bool
+	authKey  []byte
 	// order holds, per feature name, the completion of the latest request
 	// in flight that names it: requests of one connection run concurrently
 	// but those naming the same feature apply in the order they arrived.
@@ -113,14 +131,33 @@ func (c *conn) currentDevice() hostid.HostID {
 // forgetDevice is called when the device is dropped: it must say hello again.
 func (c *conn) forgetDevice() {
 	c.mu.Lock()
-	c.registered = false
+	c.registered, c.said = false, false
 	c.mu.Unlock()
 }
 
+// helloDevice returns the device and whether the handler knows the
+// connection speaks for it.
 func (c *conn) helloDevice() (hostid.HostID, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.device, c.registered
+}
+
+// admitted returns the device whose requests the connection may make now:
+// it has said hello and, if the device is onboarded, authenticated.
+func (c *conn) admitted() (hostid.HostID, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case !c.said:
+		return hostid.HostID{}, newError(deviceproto.CodeHelloRequired, "say hello first")
+	case c.mustAuth && c.authKey == nil:
+		return hostid.HostID{}, newError(deviceproto.CodeAuthRequired,
+			"device "+c.device.String()+" is onboarded: authenticate with its key first")
+	case !c.registered:
+		return hostid.HostID{}, newError(deviceproto.CodeHelloRequired, "say hello first")
+	}
+	return c.device, nil
 }
 
 // serve runs the connection until it ends.
@@ -184,9 +221,13 @@ func (c *conn) process(data []byte) (end bool) {
 	switch env.Type {
 	case deviceproto.TypeHello:
 		return c.hello(env)
+	case deviceproto.TypeOnboard:
+		return c.onboard(env)
+	case deviceproto.TypeAuthenticate:
+		return c.authenticate(env)
 	case deviceproto.TypeCapabilityRequest, deviceproto.TypeRenew, deviceproto.TypeReturn, deviceproto.TypeStatus:
-		if _, ok := c.helloDevice(); !ok {
-			c.replyError(env.ID, newError(deviceproto.CodeHelloRequired, "say hello first"))
+		if _, err := c.admitted(); err != nil {
+			c.replyError(env.ID, err)
 			return false
 		}
 		req, err := decodeRequest(env)

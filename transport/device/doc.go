@@ -20,6 +20,14 @@
 // heavy load the cost of a signature is shared by the batch, without any
 // waiting window.
 //
+// Onboarding and authentication run on the reading goroutine, like hello.
+// The handler checks the device's signature over the connection's
+// challenge; whether a first-authentication key may onboard the device is
+// decided by core.Onboard in the state machine. A connection that speaks
+// for an onboarded device is served only once it has proved it holds the
+// device's key; its hello is applied only then. Refused attempts are
+// counted per connection and close it at Config.MaxAuthFailures.
+//
 // When a connection closes the handler applies core.Disconnect for its
 // device (core frees the counts only when licensing.releaseOnDisconnect is
 // on), unless the device has another connection open or the handler is

@@ -32,6 +32,12 @@ func errorFor(err error) *protoError {
 		return newError(deviceproto.CodeShuttingDown, msg)
 	case errors.Is(err, core.ErrNotApplied), errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		return newError(deviceproto.CodeNotApplied, "the request was not completed; it is safe to retry: "+msg)
+	case errors.Is(err, core.ErrUnknownKey):
+		return newError(deviceproto.CodeUnknownKey, "no first-authentication key has this secret (it may have been deleted)")
+	case errors.Is(err, core.ErrKeyInactive):
+		return newError(deviceproto.CodeKeyInactive, "the first-authentication key is inactive; an administrator must activate it")
+	case errors.Is(err, core.ErrKeyUsed):
+		return newError(deviceproto.CodeKeyUsed, "the one-time key has already onboarded another device")
 	case errors.Is(err, core.ErrUnknownDevice):
 		return newError(deviceproto.CodeUnknownDevice, msg)
 	case errors.Is(err, core.ErrInvalidDevice):
@@ -61,6 +67,8 @@ func denialName(r core.DenialReason) string {
 		return deviceproto.DenyInsufficient
 	case core.DenyModel:
 		return deviceproto.DenyModel
+	case core.DenyNotOnboarded:
+		return deviceproto.DenyNotOnboarded
 	}
 	return deviceproto.DenyOther
 }

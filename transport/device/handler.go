@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -29,6 +30,11 @@ type Handler struct {
 	conns    map[*conn]struct{}
 	byDevice map[hostid.HostID][]*conn
 	open     int // connections counted against MaxConnections, upgrading ones included
+
+	// onboards counts the Onboard commands Notify has seen; a connection
+	// that read a device's credential compares it before and after
+	// registering, so an onboarding it could not see is never missed.
+	onboards atomic.Uint64
 
 	pushMu   sync.Mutex
 	pushJobs []pushJob
@@ -105,6 +111,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return // the upgrader has answered
 	}
 	c := newConn(h, ws)
+	c.addr = r.RemoteAddr
 	h.mu.Lock()
 	if h.closed {
 		h.mu.Unlock()
@@ -199,9 +206,11 @@ type pushJob struct {
 // connected devices are pushed to them, and a dropped device is told and
 // must say hello again.
 func (h *Handler) Notify(req core.Request, res core.Result) {
-	switch req.Command.(type) {
+	switch cmd := req.Command.(type) {
 	case *core.SetProperty, *core.LoadRights, *core.RemoveRights:
 		h.policy.invalidate()
+	case *core.Onboard:
+		h.credentialChanged(res.Onboarded, cmd.PublicKey)
 	}
 	drop, isDrop := req.Command.(*core.DropDevice)
 	if len(res.Changed) == 0 && !isDrop {

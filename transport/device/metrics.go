@@ -16,11 +16,13 @@ var errorCodes = []string{
 	deviceproto.CodeInvalidRequest, deviceproto.CodeInvalidDevice, deviceproto.CodeInvalidFeature,
 	deviceproto.CodeInvalidVersion, deviceproto.CodeInvalidCount, deviceproto.CodeUnknownDevice,
 	deviceproto.CodeNotApplied, deviceproto.CodeShuttingDown, deviceproto.CodeInternal,
+	deviceproto.CodeUnknownKey, deviceproto.CodeKeyInactive, deviceproto.CodeKeyUsed, deviceproto.CodeInvalidKey,
+	deviceproto.CodeAuthFailed, deviceproto.CodeAuthRequired,
 }
 
 var denialReasons = []string{
 	deviceproto.DenyNoSuchFeature, deviceproto.DenyNoSuchVersion, deviceproto.DenyNotActive,
-	deviceproto.DenyInsufficient, deviceproto.DenyModel, deviceproto.DenyOther,
+	deviceproto.DenyInsufficient, deviceproto.DenyModel, deviceproto.DenyNotOnboarded, deviceproto.DenyOther,
 }
 
 // metrics are the handler's counters. The maps are filled at construction
@@ -36,6 +38,10 @@ type metrics struct {
 	oversized   atomic.Uint64 // connections closed for a too large message
 	checkouts   atomic.Uint64 // features granted with a count above zero
 	returns     atomic.Uint64 // features returned (count zero)
+	onboarded   atomic.Uint64 // devices onboarded
+	authed      atomic.Uint64 // connections authenticated
+	badProofs   atomic.Uint64 // onboard or authenticate signatures that did not verify
+	authClosed  atomic.Uint64 // connections closed after too many failed attempts
 	errors      map[string]*atomic.Uint64
 	denials     map[string]*atomic.Uint64
 }
@@ -93,6 +99,10 @@ func (h *Handler) WriteMetrics(w io.Writer) {
 	counter("tally_device_oversized_total", "Connections closed for a message over the size limit.", m.oversized.Load())
 	counter("tally_device_checkouts_total", "Features granted to devices with a count above zero.", m.checkouts.Load())
 	counter("tally_device_returns_total", "Features returned by devices.", m.returns.Load())
+	counter("tally_device_onboardings_total", "Devices onboarded with a first-authentication key.", m.onboarded.Load())
+	counter("tally_device_authentications_total", "Connections authenticated by a device key.", m.authed.Load())
+	counter("tally_device_auth_failures_total", "Onboard and authenticate signatures that did not verify.", m.badProofs.Load())
+	counter("tally_device_auth_closed_total", "Connections closed after too many failed onboard or authenticate attempts.", m.authClosed.Load())
 	counter("tally_device_signatures_total", "ECDSA signatures made.", h.signer.signatures.Load())
 	counter("tally_device_signed_payloads_total", "Payloads covered by those signatures.", h.signer.payloads.Load())
 	labelled("tally_device_errors_total", "Error messages sent to devices, by code.", "code", m.errors)

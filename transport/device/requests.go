@@ -1,9 +1,11 @@
 package device
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"sync"
 	"time"
 
@@ -44,17 +46,41 @@ func (c *conn) hello(env deviceproto.Envelope) (end bool) {
 		c.replyError(env.ID, err)
 		return false
 	}
-	if cur, ok := c.helloDevice(); ok && cur != info.ID {
+	c.mu.Lock()
+	cur, said := c.device, c.said
+	c.mu.Unlock()
+	if said && cur != info.ID {
 		c.replyError(env.ID, newError(deviceproto.CodeDeviceMismatch,
 			fmt.Sprintf("this connection speaks for %s, not %s", cur, info.ID)))
 		return false
 	}
 	h := c.h
+	if c.challenge == nil {
+		c.challenge = make([]byte, deviceproto.ChallengeSize)
+		if _, err := io.ReadFull(h.cfg.Random, c.challenge); err != nil {
+			c.challenge = nil
+			c.replyError(env.ID, fmt.Errorf("make a challenge: %w", err))
+			return false
+		}
+	}
 	ctx, cancel := context.WithTimeout(h.ctx, h.cfg.ApplyTimeout)
 	defer cancel()
-	if _, err := h.cfg.Store.Apply(ctx, &core.Hello{Device: info}); err != nil {
+	// An onboarded device's details change only once it has proved who it
+	// is: until then the hello is answered but not applied.
+	gen := h.onboards.Load()
+	cred, onboarded, err := c.credential(ctx, info.ID)
+	if err != nil {
 		c.replyError(env.ID, err)
 		return false
+	}
+	c.mu.Lock()
+	proven := onboarded && c.authKey != nil && bytes.Equal(c.authKey, cred)
+	c.mu.Unlock()
+	if !onboarded || proven {
+		if _, err := h.cfg.Store.Apply(ctx, &core.Hello{Device: info}); err != nil {
+			c.replyError(env.ID, err)
+			return false
+		}
 	}
 	pol, err := h.policy.get(ctx)
 	if err != nil {
@@ -79,14 +105,20 @@ func (c *conn) hello(env deviceproto.Envelope) (end bool) {
 			MaxInFlight:     h.cfg.MaxInFlight,
 			MaxFeatures:     deviceproto.MaxFeatures,
 		},
+		Challenge: c.challenge,
+		Onboarded: onboarded,
 	})
 	c.mu.Lock()
-	already := c.registered
-	c.device, c.registered = info.ID, true
-	c.mu.Unlock()
-	if !already {
-		h.register(c, info.ID)
+	c.device, c.info, c.said = info.ID, info, true
+	c.mustAuth = onboarded
+	if !proven {
+		c.authKey = nil
 	}
+	c.mu.Unlock()
+	if !onboarded || proven {
+		c.admit()
+	}
+	c.recheck(ctx, gen)
 	return false
 }
 
@@ -160,14 +192,13 @@ func decodeRequest(env deviceproto.Envelope) (request, error) {
 // handle runs a request on its own goroutine.
 func (c *conn) handle(r request) {
 	h := c.h
-	device, ok := c.helloDevice()
-	if !ok {
-		c.replyError(r.env.ID, newError(deviceproto.CodeHelloRequired, "say hello first"))
+	device, err := c.admitted()
+	if err != nil {
+		c.replyError(r.env.ID, err)
 		return
 	}
 	ctx, cancel := context.WithTimeout(h.ctx, h.cfg.ApplyTimeout)
 	defer cancel()
-	var err error
 	if r.features == nil {
 		err = c.status(ctx, r.env.ID, device)
 	} else {

@@ -3,7 +3,9 @@ package deviceproto
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"crypto/ecdsa"
+	"crypto/rand"
 	"crypto/tls"
 	"encoding/json"
 	"errors"
@@ -26,6 +28,9 @@ var (
 	// ErrFingerprint is wrapped when the server's identity certificate does
 	// not have the pinned fingerprint.
 	ErrFingerprint = errors.New("identity fingerprint mismatch")
+	// ErrNoDeviceKey is returned by Onboard and Authenticate when the
+	// ClientConfig has no Key.
+	ErrNoDeviceKey = errors.New("no device key configured")
 )
 
 // ClientConfig configures Dial.
@@ -55,6 +60,15 @@ type ClientConfig struct {
 	// PushBuffer is how many pushes wait in Pushes; default 64. When it is
 	// full further pushes are dropped (Status tells the current leases).
 	PushBuffer int
+	// Key is the device's own key (ECDSA P-256 or ed25519.PrivateKey; see
+	// GenerateDeviceKey and ParseDeviceKey). Onboard presents its public
+	// half, and Dial authenticates with it when the welcome says the
+	// device is onboarded.
+	Key crypto.Signer
+	// ManualAuthentication stops Dial from authenticating: the caller
+	// calls Authenticate or Onboard itself (e.g. to onboard again with a
+	// new key).
+	ManualAuthentication bool
 }
 
 // identity is what the welcome told the client.
@@ -90,6 +104,8 @@ type Client struct {
 	waiters map[uint64]chan Envelope
 	err     error // why the connection ended
 
+	authenticated atomic.Bool
+
 	pushes    chan LeaseChanged
 	dropped   atomic.Uint64
 	done      chan struct{}
@@ -98,7 +114,9 @@ type Client struct {
 
 // Dial connects to url (wss://host:port/ws/device), says hello and checks
 // the welcome: the protocol, the identity certificate and, when pinned, its
-// fingerprint.
+// fingerprint. When the welcome says the device is onboarded and a Key is
+// configured, it authenticates (unless ManualAuthentication); a refusal is
+// returned as *Error with code auth_failed.
 func Dial(ctx context.Context, url string, cfg ClientConfig) (*Client, error) {
 	if cfg.HandshakeTimeout <= 0 {
 		cfg.HandshakeTimeout = 10 * time.Second
@@ -149,6 +167,12 @@ func Dial(ctx context.Context, url string, cfg ClientConfig) (*Client, error) {
 		return nil, err
 	}
 	c.id.Store(&identity{welcome: w, key: key})
+	if w.Onboarded && cfg.Key != nil && !cfg.ManualAuthentication {
+		if err := c.Authenticate(ctx); err != nil {
+			c.Close()
+			return nil, err
+		}
+	}
 	return c, nil
 }
 
@@ -170,6 +194,76 @@ func (c *Client) Welcome() Welcome { return c.id.Load().welcome }
 
 // IdentityKey returns the key that signs the server's payloads.
 func (c *Client) IdentityKey() *ecdsa.PublicKey { return c.id.Load().key }
+
+// Authenticated reports whether the connection has authenticated or
+// onboarded.
+func (c *Client) Authenticated() bool { return c.authenticated.Load() }
+
+// Onboard onboards the device with the secret of a first-authentication
+// key: it presents the public half of the configured Key and proves that
+// it holds the private half. It returns the device ID (the hostid value in
+// the server's canonical form). Afterwards the connection is authenticated
+// and every later connection must authenticate with the same Key. A
+// refusal is returned as *Error (unknown_key, key_inactive, key_used,
+// invalid_key or auth_failed).
+func (c *Client) Onboard(ctx context.Context, secret string) (device string, err error) {
+	if c.cfg.Key == nil {
+		return "", ErrNoDeviceKey
+	}
+	w := c.Welcome()
+	if err := checkChallenge(w); err != nil {
+		return "", err
+	}
+	pub, err := MarshalDevicePublicKey(c.cfg.Key.Public())
+	if err != nil {
+		return "", err
+	}
+	sig, err := SignChallenge(c.cfg.Key, rand.Reader, OnboardDigest(w.Challenge, w.Certificate))
+	if err != nil {
+		return "", err
+	}
+	var res Onboarded
+	if err := c.call(ctx, TypeOnboard, Onboard{Key: secret, PublicKey: pub, Signature: sig}, TypeOnboarded, &res); err != nil {
+		return "", err
+	}
+	if res.Device != w.Device {
+		return "", fmt.Errorf("%w: onboarded device %s, not %s", ErrProtocol, res.Device, w.Device)
+	}
+	c.authenticated.Store(true)
+	return res.Device.Value, nil
+}
+
+func checkChallenge(w Welcome) error {
+	if len(w.Challenge) != ChallengeSize {
+		return fmt.Errorf("%w: the welcome has a challenge of %d bytes, want %d", ErrProtocol, len(w.Challenge), ChallengeSize)
+	}
+	return nil
+}
+
+// Authenticate proves to the server that the device holds the Key it
+// onboarded with. Dial does this by itself unless ManualAuthentication.
+func (c *Client) Authenticate(ctx context.Context) error {
+	if c.cfg.Key == nil {
+		return ErrNoDeviceKey
+	}
+	w := c.Welcome()
+	if err := checkChallenge(w); err != nil {
+		return err
+	}
+	sig, err := SignChallenge(c.cfg.Key, rand.Reader, AuthDigest(w.Challenge, w.Certificate))
+	if err != nil {
+		return err
+	}
+	var res Authenticated
+	if err := c.call(ctx, TypeAuthenticate, Authenticate{Signature: sig}, TypeAuthenticated, &res); err != nil {
+		return err
+	}
+	if res.Device != w.Device {
+		return fmt.Errorf("%w: authenticated device %s, not %s", ErrProtocol, res.Device, w.Device)
+	}
+	c.authenticated.Store(true)
+	return nil
+}
 
 // Checkout asks for the features at the given counts (the counts to hold,
 // see FeatureRequest) and returns the verified response. Denials are part

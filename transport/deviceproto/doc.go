@@ -13,4 +13,11 @@
 // check them later without the server. When many responses are produced at
 // once the server signs the root of a Merkle tree over them and gives each
 // response its audit path (see Proof); Verify handles both forms.
+//
+// A device onboards once with a first-authentication key and a key pair
+// of its own (ECDSA P-256 or Ed25519; GenerateDeviceKey, MarshalDeviceKey,
+// ParseDeviceKey), proving that it holds the private key by signing the
+// connection's challenge (OnboardDigest). Every later connection
+// authenticates by signing its challenge again (AuthDigest); Dial does
+// that by itself when ClientConfig.Key is set.
 package deviceproto

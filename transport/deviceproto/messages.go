@@ -11,12 +11,17 @@ const Protocol = "tally-device/1"
 // Path is where a server serves the protocol.
 const Path = "/ws/device"
 
-// Message types. A device sends hello, capabilityRequest, renew, return and
-// status; a server answers with welcome, capabilityResponse, status and
-// error, and pushes leaseChanged.
+// Message types. A device sends hello, onboard, authenticate,
+// capabilityRequest, renew, return and status; a server answers with
+// welcome, onboarded, authenticated, capabilityResponse, status and error,
+// and pushes leaseChanged.
 const (
 	TypeHello              = "hello"
 	TypeWelcome            = "welcome"
+	TypeOnboard            = "onboard"
+	TypeOnboarded          = "onboarded"
+	TypeAuthenticate       = "authenticate"
+	TypeAuthenticated      = "authenticated"
 	TypeCapabilityRequest  = "capabilityRequest"
 	TypeCapabilityResponse = "capabilityResponse"
 	TypeRenew              = "renew"
@@ -91,6 +96,40 @@ type Welcome struct {
 	RenewHint   RenewHint `json:"renewHint"`
 	ServerTime  time.Time `json:"serverTime"`
 	Limits      Limits    `json:"limits"`
+	// Challenge is ChallengeSize random bytes, one set per connection, that
+	// onboard and authenticate sign (OnboardDigest, AuthDigest).
+	Challenge []byte `json:"challenge"`
+	// Onboarded says that the device has a credential on the server: it
+	// must authenticate on this connection before its requests are served.
+	Onboarded bool `json:"onboarded"`
+}
+
+// Onboard asks the server to onboard the device that said hello: Key is
+// the secret of a first-authentication key, PublicKey the DER
+// SubjectPublicKeyInfo of the device's own key (ECDSA P-256 or Ed25519),
+// and Signature that key's signature over OnboardDigest, which proves the
+// device holds it.
+type Onboard struct {
+	Key       string `json:"key"`
+	PublicKey []byte `json:"publicKey"`
+	Signature []byte `json:"signature"`
+}
+
+// Onboarded answers a successful onboard: the device is onboarded, its
+// public key is its credential, and the connection is authenticated.
+type Onboarded struct {
+	Device HostID `json:"device"`
+}
+
+// Authenticate proves that the device holds the key it onboarded with:
+// Signature is that key's signature over AuthDigest.
+type Authenticate struct {
+	Signature []byte `json:"signature"`
+}
+
+// Authenticated answers a successful authenticate.
+type Authenticated struct {
+	Device HostID `json:"device"`
 }
 
 // RenewHint tells a device the server's lease policy: leases last
@@ -227,6 +266,9 @@ const (
 	DenyNotActive     = "not_active"
 	DenyInsufficient  = "insufficient_count"
 	DenyModel         = "denied_by_model"
+	// DenyNotOnboarded: security.requireOnboarding is on and the device is
+	// not onboarded.
+	DenyNotOnboarded = "not_onboarded"
 	// DenyOther is sent for a reason this version of the protocol does not name.
 	DenyOther = "denied"
 )
@@ -248,6 +290,12 @@ const (
 	CodeNotApplied          = "not_applied"
 	CodeShuttingDown        = "shutting_down"
 	CodeInternal            = "internal"
+	CodeUnknownKey          = "unknown_key"
+	CodeKeyInactive         = "key_inactive"
+	CodeKeyUsed             = "key_used"
+	CodeInvalidKey          = "invalid_key"
+	CodeAuthFailed          = "auth_failed"
+	CodeAuthRequired        = "auth_required"
 )
 
 // Error is the body of an error message. It is also the error the Client

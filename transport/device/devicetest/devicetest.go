@@ -12,11 +12,14 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base64"
+	"fmt"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -116,6 +119,8 @@ type Server struct {
 	TLS *tls.Config
 	// TLSFingerprint is the fingerprint of the server's TLS certificate.
 	TLSFingerprint string
+
+	keyBatches atomic.Uint64
 }
 
 // Rights are the lines a test server starts with: "cad" 1.0 count 10,
@@ -192,4 +197,30 @@ func (s *Server) Used(t testing.TB, name, ver string) int64 {
 		t.Fatal(err)
 	}
 	return used
+}
+
+// Read runs fn on the server's state or fails the test.
+func (s *Server) Read(t testing.TB, fn func(*core.State) error) {
+	t.Helper()
+	if err := s.Store.Read(context.Background(), fn); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// CreateKeys creates n active first-authentication keys of type typ with
+// random secrets and returns their IDs and secrets, in the same order.
+func (s *Server) CreateKeys(t testing.TB, typ core.KeyType, n int) (ids, secrets []string) {
+	t.Helper()
+	batch := s.keyBatches.Add(1)
+	keys := make([]core.NewKey, n)
+	for i := range keys {
+		b := make([]byte, 18)
+		if _, err := rand.Read(b); err != nil {
+			t.Fatal(err)
+		}
+		keys[i] = core.NewKey{ID: fmt.Sprintf("%s-%d-%d", strings.ToLower(typ.String()), batch, i), Secret: base64.RawURLEncoding.EncodeToString(b)}
+		ids, secrets = append(ids, keys[i].ID), append(secrets, keys[i].Secret)
+	}
+	s.Apply(t, &core.CreateKeys{KeyType: typ, Keys: keys})
+	return ids, secrets
 }
