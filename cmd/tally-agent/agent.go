@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -11,6 +12,7 @@ import (
 	"io"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -32,6 +34,7 @@ type options struct {
 	json        bool
 	timeout     time.Duration
 	borrow      time.Duration
+	keyFile     string
 }
 
 // usageError is a mistake on the command line.
@@ -42,9 +45,11 @@ func (e *usageError) Error() string { return e.msg }
 func usagef(format string, args ...any) error { return &usageError{fmt.Sprintf(format, args...)} }
 
 const usage = `usage: tally-agent [--server wss://HOST:8443] [--ca FILE | --fingerprint FP | --insecure]
-                   [--identity FP] [--hostid VALUE --hostid-type TYPE --alias A] [--borrow D] [--json] COMMAND
-commands: hello | checkout NAME VERSION COUNT | renew NAME VERSION COUNT | return NAME [VERSION]
-          | status | load --devices N --duration D [--feature NAME --version V]`
+                   [--identity FP] [--hostid VALUE --hostid-type TYPE --alias A] [--key-file FILE]
+                   [--borrow D] [--json] COMMAND
+commands: hello | onboard --key KEY | checkout NAME VERSION COUNT | renew NAME VERSION COUNT
+          | return NAME [VERSION] | status
+          | load --devices N --duration D [--feature NAME --version V] [--onboard-key KEY]`
 
 // run runs the agent with args and returns the exit code.
 func run(args []string, stdout, stderr io.Writer) int {
@@ -63,6 +68,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&o.json, "json", false, "print JSON")
 	fs.DurationVar(&o.timeout, "timeout", 30*time.Second, "time limit of a command (not of load)")
 	fs.DurationVar(&o.borrow, "borrow", 0, "lease length to ask for in checkout and renew, whole seconds (default: the server's)")
+	fs.StringVar(&o.keyFile, "key-file", "", "the device key (PKCS#8 PEM; default $HOME/.tally-agent/HOSTID.key)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprintln(stdout, usage)
@@ -75,7 +81,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "tally-agent: --borrow %s: give at least one second\n", o.borrow)
 		return 2
 	}
-	err := dispatch(o, fs.Args(), stdout)
+	err := explainAuth(dispatch(o, fs.Args(), stdout))
 	if err == nil {
 		return 0
 	}
@@ -89,11 +95,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 func dispatch(o options, args []string, stdout io.Writer) error {
 	if len(args) == 0 {
-		return usagef("no command; try hello, checkout, renew, return, status or load")
+		return usagef("no command; try hello, onboard, checkout, renew, return, status or load")
 	}
 	cmd, args := args[0], args[1:]
-	if cmd == "load" {
+	switch cmd {
+	case "load":
 		return runLoad(o, args, stdout)
+	case "onboard":
+		return runOnboard(o, args, stdout)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
 	defer cancel()
@@ -120,6 +129,9 @@ func dispatch(o options, args []string, stdout io.Writer) error {
 	}
 	url, err := deviceURL(o.server)
 	if err != nil {
+		return err
+	}
+	if cfg.Key, err = existingDeviceKey(o, cfg.Hello); err != nil {
 		return err
 	}
 	c, err := deviceproto.Dial(ctx, url, cfg)
@@ -173,6 +185,155 @@ func dispatch(o options, args []string, stdout io.Writer) error {
 		}
 		return printResponse(stdout, res, o.json)
 	}
+}
+
+// runOnboard onboards the device with a first-authentication key. The
+// device key comes from the key file; when there is none, a new ECDSA
+// P-256 key is made and saved (mode 0600) before the server is asked, so a
+// device is never onboarded with a key that was not kept.
+func runOnboard(o options, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("onboard", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	secret := fs.String("key", "", "the first-authentication key")
+	if err := fs.Parse(args); err != nil {
+		return usagef("onboard: %s", err)
+	}
+	if fs.NArg() > 0 || *secret == "" {
+		return usagef("onboard takes --key KEY")
+	}
+	cfg, err := clientConfig(o)
+	if err != nil {
+		return err
+	}
+	url, err := deviceURL(o.server)
+	if err != nil {
+		return err
+	}
+	path, _, err := keyFilePath(o, cfg.Hello)
+	if err != nil {
+		return err
+	}
+	key, err := readDeviceKey(path)
+	if errors.Is(err, os.ErrNotExist) {
+		key, err = createDeviceKey(path)
+	}
+	if err != nil {
+		return err
+	}
+	cfg.Key, cfg.ManualAuthentication = key, true
+	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
+	defer cancel()
+	c, err := deviceproto.Dial(ctx, url, cfg)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	device, err := c.Onboard(ctx, *secret)
+	if err != nil {
+		return fmt.Errorf("onboard: %w", err)
+	}
+	if o.json {
+		return writeJSON(stdout, map[string]string{"device": device, "keyFile": path})
+	}
+	fmt.Fprintln(stdout, device)
+	return nil
+}
+
+// keyFilePath returns the device key file: --key-file, or
+// $HOME/.tally-agent/HOSTID.key. explicit says --key-file named it.
+func keyFilePath(o options, hello deviceproto.Hello) (path string, explicit bool, err error) {
+	if o.keyFile != "" {
+		return o.keyFile, true, nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", false, fmt.Errorf("no --key-file given and no home directory: %w", err)
+	}
+	return filepath.Join(home, ".tally-agent", keyFileName(hello.HostIDs[0].Value)+".key"), false, nil
+}
+
+// keyFileName keeps letters, digits, '.', '_' and '-' of a hostid; a MAC's
+// colons become '-'.
+func keyFileName(hostid string) string {
+	b := []byte(hostid)
+	for i, c := range b {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
+			b[i] = '-'
+		}
+	}
+	if len(b) == 0 || b[0] == '.' {
+		b = append([]byte("device"), b...)
+	}
+	return string(b)
+}
+
+// existingDeviceKey returns the device key for commands other than
+// onboard: none when the default key file does not exist (the device is
+// not onboarded), an error when --key-file names a missing file.
+func existingDeviceKey(o options, hello deviceproto.Hello) (crypto.Signer, error) {
+	path, explicit, err := keyFilePath(o, hello)
+	if err != nil {
+		if explicit {
+			return nil, err
+		}
+		return nil, nil
+	}
+	key, err := readDeviceKey(path)
+	if errors.Is(err, os.ErrNotExist) && !explicit {
+		return nil, nil
+	}
+	return key, err
+}
+
+func readDeviceKey(path string) (crypto.Signer, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read the device key: %w", err)
+	}
+	key, err := deviceproto.ParseDeviceKey(data)
+	if err != nil {
+		return nil, fmt.Errorf("device key %s: %w", path, err)
+	}
+	return key, nil
+}
+
+// createDeviceKey makes a device key and writes it to path, mode 0600, in
+// a directory of mode 0700 when it has to make one.
+func createDeviceKey(path string) (crypto.Signer, error) {
+	key, err := deviceproto.GenerateDeviceKey()
+	if err != nil {
+		return nil, err
+	}
+	data, err := deviceproto.MarshalDeviceKey(key)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("save the device key: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("save the device key: %w", err)
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		os.Remove(path)
+		return nil, fmt.Errorf("save the device key: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(path)
+		return nil, fmt.Errorf("save the device key: %w", err)
+	}
+	return key, nil
+}
+
+// explainAuth adds what to do to an auth_required refusal.
+func explainAuth(err error) error {
+	var pe *deviceproto.Error
+	if errors.As(err, &pe) && pe.Code == deviceproto.CodeAuthRequired {
+		return fmt.Errorf("%w (no key file for this device; give --key-file)", err)
+	}
+	return err
 }
 
 // deviceURL accepts wss://HOST:PORT, https://HOST:PORT or a full URL and
@@ -274,6 +435,7 @@ func printWelcome(w io.Writer, wel deviceproto.Welcome, asJSON bool) error {
 	fmt.Fprintf(w, "node:         %s\n", wel.Node)
 	fmt.Fprintf(w, "device:       %s\n", wel.Device)
 	fmt.Fprintf(w, "fingerprint:  %s\n", wel.Fingerprint)
+	fmt.Fprintf(w, "onboarded:    %t\n", wel.Onboarded)
 	fmt.Fprintf(w, "borrow:       %s, renew at %d%%\n", time.Duration(wel.RenewHint.BorrowSeconds)*time.Second, wel.RenewHint.RenewPercent)
 	fmt.Fprintf(w, "server time:  %s\n", wel.ServerTime.Format(time.RFC3339))
 	return nil

@@ -17,6 +17,7 @@ import (
 type loadReport struct {
 	Devices      int     `json:"devices"`
 	Connected    int     `json:"connected"`
+	Onboarded    int     `json:"onboarded,omitempty"`
 	Seconds      float64 `json:"seconds"`
 	Checkouts    int64   `json:"checkouts"`
 	Returns      int64   `json:"returns"`
@@ -30,8 +31,9 @@ type loadReport struct {
 	FirstError   string  `json:"firstError,omitempty"`
 }
 
-// runLoad connects --devices devices with distinct hostids; each loops
-// checkout of count 1 then return for --duration. Latency is that of each
+// runLoad connects --devices devices with distinct hostids (each onboarded
+// with --onboard-key when given); each loops checkout of count 1 then
+// return for --duration. Latency is that of each
 // request (checkout or return), measured at the device.
 func runLoad(o options, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("load", flag.ContinueOnError)
@@ -42,6 +44,7 @@ func runLoad(o options, args []string, stdout io.Writer) error {
 	ver := fs.String("version", "2022.01", "version to check out")
 	verify := fs.Bool("verify", false, "verify every signature (costs the load generator CPU)")
 	dialers := fs.Int("dialers", 64, "connections opened at once")
+	onboardKey := fs.String("onboard-key", "", "onboard each device with this first-authentication key (a device key made in memory)")
 	if err := fs.Parse(args); err != nil {
 		return usagef("load: %s", err)
 	}
@@ -90,10 +93,27 @@ func runLoad(o options, args []string, stdout io.Writer) error {
 			defer func() { <-sem }()
 			cfg := base
 			cfg.Hello.HostIDs = []deviceproto.HostID{{Value: fmt.Sprintf("%s-%d", prefix, i), Type: base.Hello.HostIDs[0].Type}}
+			if *onboardKey != "" {
+				key, err := deviceproto.GenerateDeviceKey()
+				if err != nil {
+					fail(err)
+					return
+				}
+				// A device onboarded by an earlier run onboards again with
+				// its new key, so it does not authenticate first.
+				cfg.Key, cfg.ManualAuthentication = key, true
+			}
 			c, err := deviceproto.Dial(dialCtx, url, cfg)
 			if err != nil {
 				fail(err)
 				return
+			}
+			if *onboardKey != "" {
+				if _, err := c.Onboard(dialCtx, *onboardKey); err != nil {
+					fail(fmt.Errorf("onboard %s: %w", cfg.Hello.HostIDs[0].Value, err))
+					c.Close()
+					return
+				}
 			}
 			clients[i] = c
 		}()
@@ -110,6 +130,9 @@ func runLoad(o options, args []string, stdout io.Writer) error {
 	for _, c := range clients {
 		if c != nil {
 			rep.Connected++
+			if *onboardKey != "" {
+				rep.Onboarded++
+			}
 		}
 	}
 	if rep.Connected == 0 {
@@ -218,6 +241,9 @@ func runLoad(o options, args []string, stdout io.Writer) error {
 		}
 	} else {
 		fmt.Fprintf(stdout, "devices:      %d (%d connected)\n", rep.Devices, rep.Connected)
+		if *onboardKey != "" {
+			fmt.Fprintf(stdout, "onboarded:    %d\n", rep.Onboarded)
+		}
 		fmt.Fprintf(stdout, "duration:     %.1fs\n", rep.Seconds)
 		fmt.Fprintf(stdout, "checkouts:    %d (%.0f/s), returns %d, denials %d, errors %d\n",
 			rep.Checkouts, rep.CheckoutsPS, rep.Returns, rep.Denials, rep.Errors)

@@ -10,8 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tallyhq/tally/core"
 	"github.com/tallyhq/tally/transport/device"
 	"github.com/tallyhq/tally/transport/device/devicetest"
+	"github.com/tallyhq/tally/transport/deviceproto"
 )
 
 type result struct {
@@ -163,5 +165,91 @@ func TestLoad(t *testing.T) {
 	text := mustAgent(t, "--server", srv.URL, "--insecure", "load", "--devices", "2", "--duration", "200ms", "--feature", "viewer", "--version", "2.0")
 	if !strings.Contains(text, "checkouts/s") && !strings.Contains(text, "/s)") {
 		t.Fatalf("load text:\n%s", text)
+	}
+}
+
+func TestOnboardThenCheckoutWithKeyFile(t *testing.T) {
+	srv := devicetest.NewServer(t, device.Config{})
+	_, secrets := srv.CreateKeys(t, core.KeyOneTime, 1)
+	srv.Apply(t, &core.SetProperty{Name: "security.requireOnboarding", Value: "true"})
+	home := t.TempDir()
+	t.Setenv("HOME", home)
+	dev := []string{"--server", srv.URL, "--fingerprint", srv.TLSFingerprint, "--hostid", "agent-ob"}
+
+	// Not onboarded: checkouts are denied.
+	if r := agent(t, append(dev, "checkout", "cad", "1.0", "1")...); r.code != 1 || !strings.Contains(r.stderr, "not_onboarded") {
+		t.Fatalf("checkout before onboarding: %+v", r)
+	}
+
+	if out := mustAgent(t, append(dev, "onboard", "--key", secrets[0])...); out != "agent-ob\n" {
+		t.Fatalf("onboard printed %q", out)
+	}
+	keyFile := filepath.Join(home, ".tally-agent", "agent-ob.key")
+	fi, err := os.Stat(keyFile)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("key file: %v %v", fi, err)
+	}
+	data, _ := os.ReadFile(keyFile)
+	if _, err := deviceproto.ParseDeviceKey(data); err != nil {
+		t.Fatal(err)
+	}
+
+	// Later commands authenticate with the saved key.
+	if out := mustAgent(t, append(dev, "hello")...); !strings.Contains(out, "onboarded:    true") {
+		t.Fatalf("hello:\n%s", out)
+	}
+	if out := mustAgent(t, append(dev, "checkout", "cad", "1.0", "2")...); !strings.Contains(out, "cad 1.0: 2 held") {
+		t.Fatalf("checkout:\n%s", out)
+	}
+	if out := mustAgent(t, append(dev, "status")...); !strings.Contains(out, "cad") {
+		t.Fatalf("status:\n%s", out)
+	}
+
+	// The used key onboards no other device.
+	r := agent(t, "--server", srv.URL, "--fingerprint", srv.TLSFingerprint, "--hostid", "agent-other", "onboard", "--key", secrets[0])
+	if r.code != 1 || !strings.Contains(r.stderr, "key_used") {
+		t.Fatalf("second onboard: %+v", r)
+	}
+
+	// Another key, or none, does not pass for the device.
+	other := filepath.Join(t.TempDir(), "other.key")
+	r = agent(t, "--server", srv.URL, "--fingerprint", srv.TLSFingerprint, "--hostid", "agent-other", "--key-file", other, "onboard", "--key", "not-a-real-key")
+	if r.code != 1 || !strings.Contains(r.stderr, "unknown_key") {
+		t.Fatalf("onboard with an unknown key: %+v", r)
+	}
+	if r := agent(t, append(dev, "--key-file", other, "status")...); r.code != 1 || !strings.Contains(r.stderr, "auth_failed") {
+		t.Fatalf("status with another key: %+v", r)
+	}
+	if r := agent(t, append(dev, "--key-file", filepath.Join(t.TempDir(), "missing.key"), "status")...); r.code != 1 || !strings.Contains(r.stderr, "missing.key") {
+		t.Fatalf("status with a missing --key-file: %+v", r)
+	}
+	os.Rename(keyFile, keyFile+".bak")
+	if r := agent(t, append(dev, "status")...); r.code != 1 || !strings.Contains(r.stderr, "auth_required") {
+		t.Fatalf("status without the key file: %+v", r)
+	}
+	os.Rename(keyFile+".bak", keyFile)
+	mustAgent(t, append(dev, "return", "cad")...)
+	if got := srv.Used(t, "cad", "1.0"); got != 0 {
+		t.Fatalf("used %d after return", got)
+	}
+	if r := agent(t, append(dev, "onboard")...); r.code != 2 {
+		t.Fatalf("onboard without --key: %+v", r)
+	}
+}
+
+func TestLoadOnboards(t *testing.T) {
+	srv := devicetest.NewServer(t, device.Config{})
+	_, secrets := srv.CreateKeys(t, core.KeyMass, 1)
+	srv.Apply(t, &core.SetProperty{Name: "security.requireOnboarding", Value: "true"})
+	args := []string{"--server", srv.URL, "--fingerprint", srv.TLSFingerprint, "--hostid", "onload", "--json",
+		"load", "--devices", "4", "--duration", "300ms", "--feature", "big", "--version", "1.0", "--onboard-key", secrets[0]}
+	for range 2 { // the second run onboards the same devices again, with new keys
+		var rep loadReport
+		if err := json.Unmarshal([]byte(mustAgent(t, args...)), &rep); err != nil {
+			t.Fatal(err)
+		}
+		if rep.Connected != 4 || rep.Onboarded != 4 || rep.Checkouts == 0 || rep.Denials != 0 || rep.Errors != 0 {
+			t.Fatalf("report %+v", rep)
+		}
 	}
 }
