@@ -109,10 +109,12 @@
 // dropped). Onboard finds the key by its secret inside apply, so of many
 // devices racing for a one-time key exactly one wins; an unknown or deleted
 // key, an inactive one and a used one are each refused with their own
-// error. A device that onboarded already may onboard again with another
-// usable key: its new public key replaces the credential. The same device
-// repeating its onboarding with the same one-time key and the same public
-// key is told it is onboarded and nothing changes. Every onboarding appends
+// error. A device that has a credential cannot onboard with another public
+// key (ErrAlreadyOnboarded), or a mass key would let anyone take over an
+// onboarded device by its hostid: an administrator drops the device first.
+// The same device repeating its onboarding (the same one-time key, or a
+// mass key with the same public key) is told it is onboarded and nothing
+// changes. Every onboarding appends
 // an audit record by "device:" and the hostid. With
 // security.requireOnboarding on, a device without a credential is denied
 // checkouts and renewals (DenyNotOnboarded) but may still return counts.

@@ -39,6 +39,7 @@ var (
 	ErrKeyExists          = errors.New("first-authentication key already exists")
 	ErrDuplicateKeySecret = errors.New("another first-authentication key has this secret")
 	ErrKeyInactive        = errors.New("first-authentication key is inactive")
+	ErrAlreadyOnboarded   = errors.New("device is already onboarded")
 	ErrKeyUsed            = errors.New("one-time key is already used")
 	ErrInvalidClientKey   = errors.New("invalid client key")
 )

@@ -165,9 +165,11 @@ type DeleteKey struct {
 // secret and its own public key (DER SubjectPublicKeyInfo, parsed by the
 // transport), which becomes its credential. The decision is taken in apply,
 // so a one-time key onboards exactly one device however many race for it.
-// An onboarded device may onboard again with another usable key: the new
-// public key replaces its credential. Address is where the device connected
-// from, for the audit log.
+// A device that has a credential is refused (ErrAlreadyOnboarded), unless
+// it repeats its own onboarding (the same one-time key, or a mass key with
+// the same public key): otherwise whoever holds a mass key could take over
+// any onboarded device by its hostid. Address is where the
+// device connected from, for the audit log.
 type Onboard struct {
 	Device    DeviceInfo `json:"device"`
 	Secret    string     `json:"secret"`
@@ -424,6 +426,13 @@ func (s *State) onboard(c *Onboard) (Result, error) {
 	}
 	if !k.active {
 		return Result{}, fmt.Errorf("%w: key %s", ErrKeyInactive, k.id)
+	}
+	if d != nil && d.credential != nil {
+		if k.typ == KeyMass && bytes.Equal(d.credential, c.PublicKey) {
+			s.noChange = true
+			return Result{Onboarded: d.info.ID}, nil
+		}
+		return Result{}, fmt.Errorf("%w: %s has a credential; an administrator must drop the device before it onboards with another key", ErrAlreadyOnboarded, d.info.ID)
 	}
 	if err := s.hello(&Hello{Device: c.Device}); err != nil {
 		return Result{}, err

@@ -224,12 +224,17 @@ func TestOnboarding(t *testing.T) {
 	if site.Uses != 3 || site.UsedBy != mac(4) || site.State != KeyActive {
 		t.Fatalf("mass key %+v", site)
 	}
-	// Re-onboarding with another key replaces the credential.
+	// An onboarded device cannot take another credential, even with a
+	// usable key; with its own public key it is told it is onboarded.
 	again := onboard(1, "Our Site Password")
 	again.PublicKey = []byte("a new key pair")
-	h.apply(again)
-	if cred, _ := h.s.DeviceCredential(mac(1)); string(cred) != "a new key pair" {
-		t.Fatalf("credential not replaced: %q", cred)
+	h.refuse(again, ErrAlreadyOnboarded)
+	records = h.s.AuditCount()
+	if res := h.apply(onboard(1, "Our Site Password")); res.Onboarded != mac(1) || h.s.AuditCount() != records {
+		t.Fatalf("same key pair again: %+v", res)
+	}
+	if site, _ := h.s.Key("site"); site.Uses != 3 {
+		t.Fatalf("a repeated onboarding counted as a use: %+v", site)
 	}
 	// Dropping a device forgets its credential; its one-time key stays used.
 	h.apply(&DropDevice{Device: mac(1)})
@@ -239,8 +244,8 @@ func TestOnboarding(t *testing.T) {
 	h.refuse(onboard(1, "secret-1"), ErrKeyUsed)
 
 	recs := h.s.Audit(0, 0)
-	if len(recs) != 5 {
-		t.Fatalf("%d audit records, want 5 onboardings: %+v", len(recs), recs)
+	if len(recs) != 4 {
+		t.Fatalf("%d audit records, want 4 onboardings: %+v", len(recs), recs)
 	}
 	first := recs[0]
 	if first.User != "device:"+mac(1).String() || first.Action != "onboard" || first.Address != "198.51.100.9:7000" ||

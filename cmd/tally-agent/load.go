@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
 	"errors"
 	"flag"
 	"fmt"
@@ -94,21 +96,17 @@ func runLoad(o options, args []string, stdout io.Writer) error {
 			cfg := base
 			cfg.Hello.HostIDs = []deviceproto.HostID{{Value: fmt.Sprintf("%s-%d", prefix, i), Type: base.Hello.HostIDs[0].Type}}
 			if *onboardKey != "" {
-				key, err := deviceproto.GenerateDeviceKey()
-				if err != nil {
-					fail(err)
-					return
-				}
-				// A device onboarded by an earlier run onboards again with
-				// its new key, so it does not authenticate first.
-				cfg.Key, cfg.ManualAuthentication = key, true
+				// The device key follows from the onboarding key and the
+				// hostid, so a device onboarded by an earlier run
+				// authenticates instead of onboarding again.
+				cfg.Key = loadDeviceKey(*onboardKey, cfg.Hello.HostIDs[0].Value)
 			}
 			c, err := deviceproto.Dial(dialCtx, url, cfg)
 			if err != nil {
 				fail(err)
 				return
 			}
-			if *onboardKey != "" {
+			if *onboardKey != "" && !c.Authenticated() {
 				if _, err := c.Onboard(dialCtx, *onboardKey); err != nil {
 					fail(fmt.Errorf("onboard %s: %w", cfg.Hello.HostIDs[0].Value, err))
 					c.Close()
@@ -257,4 +255,11 @@ func runLoad(o options, args []string, stdout io.Writer) error {
 		return errors.New("no checkout succeeded")
 	}
 	return nil
+}
+
+// loadDeviceKey is the Ed25519 key of a load device: derived from the
+// onboarding key and the hostid, so that it is the same on every run.
+func loadDeviceKey(onboardKey, hostid string) ed25519.PrivateKey {
+	seed := sha256.Sum256([]byte("tally-agent load/1\x00" + onboardKey + "\x00" + hostid))
+	return ed25519.NewKeyFromSeed(seed[:])
 }

@@ -243,7 +243,7 @@ func TestLoadOnboards(t *testing.T) {
 	srv.Apply(t, &core.SetProperty{Name: "security.requireOnboarding", Value: "true"})
 	args := []string{"--server", srv.URL, "--fingerprint", srv.TLSFingerprint, "--hostid", "onload", "--json",
 		"load", "--devices", "4", "--duration", "300ms", "--feature", "big", "--version", "1.0", "--onboard-key", secrets[0]}
-	for range 2 { // the second run onboards the same devices again, with new keys
+	for range 2 { // the second run authenticates the devices the first onboarded
 		var rep loadReport
 		if err := json.Unmarshal([]byte(mustAgent(t, args...)), &rep); err != nil {
 			t.Fatal(err)
@@ -251,5 +251,13 @@ func TestLoadOnboards(t *testing.T) {
 		if rep.Connected != 4 || rep.Onboarded != 4 || rep.Checkouts == 0 || rep.Denials != 0 || rep.Errors != 0 {
 			t.Fatalf("report %+v", rep)
 		}
+	}
+	var uses uint64
+	srv.Read(t, func(s *core.State) error {
+		uses = s.Keys(core.KeyFilter{})[0].Uses
+		return nil
+	})
+	if uses != 4 {
+		t.Fatalf("the mass key was used %d times for 4 devices", uses)
 	}
 }

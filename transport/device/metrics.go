@@ -17,7 +17,7 @@ var errorCodes = []string{
 	deviceproto.CodeInvalidVersion, deviceproto.CodeInvalidCount, deviceproto.CodeUnknownDevice,
 	deviceproto.CodeNotApplied, deviceproto.CodeShuttingDown, deviceproto.CodeInternal,
 	deviceproto.CodeUnknownKey, deviceproto.CodeKeyInactive, deviceproto.CodeKeyUsed, deviceproto.CodeInvalidKey,
-	deviceproto.CodeAuthFailed, deviceproto.CodeAuthRequired,
+	deviceproto.CodeAuthFailed, deviceproto.CodeAuthRequired, deviceproto.CodeAlreadyOnboarded,
 }
 
 var denialReasons = []string{

@@ -201,6 +201,37 @@ func TestOnboardWithMassKey(t *testing.T) {
 	}
 }
 
+// TestOnboardedDeviceCannotBeTakenOver: whoever holds a mass key and knows
+// an onboarded device's hostid cannot give it another credential.
+func TestOnboardedDeviceCannotBeTakenOver(t *testing.T) {
+	srv := devicetest.NewServer(t, device.Config{})
+	_, secrets := srv.CreateKeys(t, core.KeyMass, 1)
+	ctx := context.Background()
+	owner := deviceKey(t)
+	c := mustDialKey(t, srv, "victim", owner)
+	if _, err := c.Onboard(ctx, secrets[0]); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	before, _ := credential(t, srv, "victim")
+
+	thief, err := deviceproto.Dial(ctx, srv.URL, deviceproto.ClientConfig{TLS: srv.TLS, Hello: hello("victim"),
+		Key: deviceKey(t), ManualAuthentication: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer thief.Close()
+	_, err = thief.Onboard(ctx, secrets[0])
+	wantCode(t, err, deviceproto.CodeAlreadyOnboarded)
+	if after, _ := credential(t, srv, "victim"); !bytes.Equal(before, after) {
+		t.Fatal("the credential changed")
+	}
+	// The owner still authenticates.
+	if c := mustDialKey(t, srv, "victim", owner); !c.Authenticated() {
+		t.Fatal("the owner no longer authenticates")
+	}
+}
+
 func TestOnboardRefusals(t *testing.T) {
 	srv := devicetest.NewServer(t, device.Config{MaxAuthFailures: 100})
 	ids, secrets := srv.CreateKeys(t, core.KeyOneTime, 3)

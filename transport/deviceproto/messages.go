@@ -293,6 +293,7 @@ const (
 	CodeUnknownKey          = "unknown_key"
 	CodeKeyInactive         = "key_inactive"
 	CodeKeyUsed             = "key_used"
+	CodeAlreadyOnboarded    = "already_onboarded"
 	CodeInvalidKey          = "invalid_key"
 	CodeAuthFailed          = "auth_failed"
 	CodeAuthRequired        = "auth_required"
