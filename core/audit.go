@@ -254,6 +254,8 @@ func auditDetail(c Command) string {
 		return "logged out " + c.Name
 	case *SetTokenKey:
 		return "set the token key"
+	case *RestoreBackup:
+		return fmt.Sprintf("restored a database backup (%d bytes)", len(c.Snapshot))
 	}
 	if d, ok := keysDetail(c); ok {
 		return d

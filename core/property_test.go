@@ -256,7 +256,20 @@ func TestPropertyNeverOverAllocates(t *testing.T) {
 	for seed := range seeds {
 		r := rand.New(rand.NewPCG(uint64(seed), 42))
 		s := New(Config{})
+		var backup []byte
 		for i, req := range randomRequests(r, 400) {
+			// Midway a database backup is taken, and later restored.
+			switch i {
+			case 150:
+				backup, _ = s.Snapshot()
+			case 300:
+				if _, err := s.Apply(Request{ID: RequestID{Session: 77, Seq: 1}, At: s.Now(), Command: &RestoreBackup{Snapshot: backup}}); err != nil {
+					t.Fatalf("seed %d: restore the backup: %v", seed, err)
+				}
+				if err := s.verify(); err != nil {
+					t.Fatalf("seed %d, after restoring the backup: %v", seed, err)
+				}
+			}
 			req = roundTrip(t, req)
 			if req.Command == nil {
 				continue

@@ -290,6 +290,8 @@ func (s *State) dispatch(c Command) (Result, error) {
 		return Result{}, s.deleteKey(c)
 	case *Onboard:
 		return s.onboard(c)
+	case *RestoreBackup:
+		return s.restoreBackup(c)
 	case *SetClientKey:
 		s.setClientKey(c)
 		return Result{}, nil

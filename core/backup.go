@@ -1,0 +1,49 @@
+package core
+
+import (
+	"fmt"
+)
+
+// RestoreBackup replaces the state with a database backup: the bytes of an
+// earlier Snapshot. Rights, devices and their leases, reservations, the
+// license model, properties, users, first-authentication keys and the audit
+// log come back as the backup held them. Three things do not go back: the
+// clock (leases that ended since the backup end at once), the request
+// sessions (so that retries stay deduplicated across the restore), and the
+// licensing ID, which lives outside the state. A backup that does not
+// restore is refused and nothing changes.
+type RestoreBackup struct {
+	Snapshot []byte `json:"snapshot"`
+}
+
+func (*RestoreBackup) Type() string { return "restoreBackup" }
+
+// maxBackupBytes leaves room in a request for the encoding around it.
+const maxBackupBytes = MaxRequestBytes / 2
+
+func (c *RestoreBackup) validate() error {
+	if len(c.Snapshot) == 0 {
+		return fmt.Errorf("%w: the backup is empty", ErrInvalidSnapshot)
+	}
+	if len(c.Snapshot) > maxBackupBytes {
+		return fmt.Errorf("%w: the backup is %d bytes, at most %d", ErrInvalidSnapshot, len(c.Snapshot), maxBackupBytes)
+	}
+	return nil
+}
+
+func (s *State) restoreBackup(c *RestoreBackup) (Result, error) {
+	r, err := Restore(s.cfg, c.Snapshot)
+	if err != nil {
+		return Result{}, err
+	}
+	now := s.now
+	if r.now.After(now) {
+		now = r.now
+	}
+	sessions, sessionOrder, nextSweep := s.sessions, s.sessionOrder, s.nextSweep
+	*s = *r
+	s.now, s.sessions, s.sessionOrder, s.nextSweep = now, sessions, sessionOrder, nextSweep
+	var res Result
+	s.advance(&res)
+	return res, nil
+}
