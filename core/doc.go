@@ -121,6 +121,15 @@
 // The client key is kept as uploaded; the transport checks that it is a
 // 2048-bit RSA public key.
 //
+// # Database backups
+//
+// A database backup is a Snapshot. RestoreBackup puts one back in place of
+// the whole state: rights, devices and leases, reservations, the model,
+// properties, users, keys and the audit log are as the backup held them,
+// but the clock does not go back (leases that ended since end at once) and
+// the request sessions are kept, so retries stay deduplicated. The
+// licensing ID is not part of the state, so a restore never changes it.
+//
 // # Invariant
 //
 // At every point, for every line, counts used plus consumed never exceed
