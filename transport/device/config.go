@@ -67,6 +67,11 @@ type Config struct {
 	// (status 1008). Each attempt costs a signature verification, and a
 	// refused onboard may be a guess at a key secret. Default 5.
 	MaxAuthFailures int
+	// MaxSourceAuthFailures bounds the refused onboard and authenticate
+	// attempts of one source address across its connections; one more is
+	// allowed every SourceAuthInterval. Defaults 20 and 15s.
+	MaxSourceAuthFailures int
+	SourceAuthInterval    time.Duration
 	// SignLinger is how long the signer waits for more payloads to share a
 	// signature when it has signed within the last SignLinger and holds
 	// only one: under load a short wait saves a signature per response,
@@ -135,6 +140,12 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.MaxAuthFailures <= 0 {
 		c.MaxAuthFailures = 5
+	}
+	if c.MaxSourceAuthFailures <= 0 {
+		c.MaxSourceAuthFailures = 20
+	}
+	if c.SourceAuthInterval <= 0 {
+		c.SourceAuthInterval = 15 * time.Second
 	}
 	if c.SignLinger == 0 {
 		c.SignLinger = time.Millisecond

@@ -26,7 +26,9 @@
 // decided by core.Onboard in the state machine. A connection that speaks
 // for an onboarded device is served only once it has proved it holds the
 // device's key; its hello is applied only then. Refused attempts are
-// counted per connection and close it at Config.MaxAuthFailures.
+// counted per connection and close it at Config.MaxAuthFailures, and per
+// source address across connections (Config.MaxSourceAuthFailures, one
+// more every SourceAuthInterval), so reconnecting buys no more guesses.
 //
 // When a connection closes the handler applies core.Disconnect for its
 // device (core frees the counts only when licensing.releaseOnDisconnect is

@@ -22,6 +22,7 @@ type Handler struct {
 	signer   *batchSigner
 	policy   *policyCache
 	metrics  *metrics
+	sources  *sourceLimiter  // failed onboard and authenticate attempts per address
 	ctx      context.Context // cancelled by Close
 	cancel   context.CancelFunc
 
@@ -57,6 +58,7 @@ func NewHandler(cfg Config) (*Handler, error) {
 		cfg:      cfg,
 		policy:   &policyCache{store: cfg.Store, now: cfg.Now},
 		metrics:  newMetrics(),
+		sources:  newSourceLimiter(cfg.MaxSourceAuthFailures, cfg.SourceAuthInterval, cfg.Now),
 		ctx:      ctx,
 		cancel:   cancel,
 		conns:    map[*conn]struct{}{},

@@ -99,12 +99,25 @@ func (c *conn) refuse(id uint64, err error) (end bool) {
 		return false
 	}
 	c.failures++
+	c.h.sources.failed(source(c.addr))
 	if c.failures < c.h.cfg.MaxAuthFailures {
 		return false
 	}
 	c.h.metrics.authClosed.Add(1)
 	c.h.cfg.Logger.Info("device connection closed after failed authentication attempts",
 		"device", c.currentDevice(), "address", c.addr, "failures", c.failures)
+	c.finish(websocket.ClosePolicyViolation, "too many failed authentication attempts")
+	return true
+}
+
+// sourceLimited turns away an attempt from an address that has failed too
+// often lately, on any connection, and closes the connection.
+func (c *conn) sourceLimited(id uint64) (end bool) {
+	if c.h.sources.allowed(source(c.addr)) {
+		return false
+	}
+	c.h.metrics.authClosed.Add(1)
+	c.replyError(id, newError(deviceproto.CodeRateLimited, "too many failed authentication attempts from this address; try again later"))
 	c.finish(websocket.ClosePolicyViolation, "too many failed authentication attempts")
 	return true
 }
@@ -120,6 +133,9 @@ func (c *conn) saidHello() (core.DeviceInfo, bool) {
 // core.Onboard, which decides whether the first-authentication key may
 // onboard it.
 func (c *conn) onboard(env deviceproto.Envelope) (end bool) {
+	if c.sourceLimited(env.ID) {
+		return true
+	}
 	h := c.h
 	info, ok := c.saidHello()
 	if !ok {
@@ -164,6 +180,9 @@ func (c *conn) onboard(env deviceproto.Envelope) (end bool) {
 // authenticate checks the device's signature over the challenge against
 // its credential. A hello that waited for it is applied then.
 func (c *conn) authenticate(env deviceproto.Envelope) (end bool) {
+	if c.sourceLimited(env.ID) {
+		return true
+	}
 	h := c.h
 	info, ok := c.saidHello()
 	if !ok {

@@ -232,6 +232,41 @@ func TestOnboardedDeviceCannotBeTakenOver(t *testing.T) {
 	}
 }
 
+// TestFailuresAreLimitedPerAddress: reconnecting does not buy more guesses
+// at a key; the address gets more attempts back as time passes.
+func TestFailuresAreLimitedPerAddress(t *testing.T) {
+	var mu sync.Mutex
+	now := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	srv := devicetest.NewServer(t, device.Config{Now: clock, MaxAuthFailures: 2, MaxSourceAuthFailures: 3, SourceAuthInterval: time.Minute})
+	_, secrets := srv.CreateKeys(t, core.KeyOneTime, 1)
+	ctx := context.Background()
+	guess := func(i int) error {
+		c, err := dialKey(t, srv, fmt.Sprintf("guesser-%d", i), deviceKey(t))
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		_, err = c.Onboard(ctx, "wrong-guess-"+fmt.Sprint(i))
+		return err
+	}
+	for i := range 3 {
+		wantCode(t, guess(i), deviceproto.CodeUnknownKey)
+	}
+	wantCode(t, guess(3), deviceproto.CodeRateLimited)
+	// Even the right key is turned away until the address has waited.
+	c := mustDialKey(t, srv, "patient", deviceKey(t))
+	_, err := c.Onboard(ctx, secrets[0])
+	wantCode(t, err, deviceproto.CodeRateLimited)
+	mu.Lock()
+	now = now.Add(time.Minute)
+	mu.Unlock()
+	c = mustDialKey(t, srv, "patient", deviceKey(t))
+	if _, err := c.Onboard(ctx, secrets[0]); err != nil {
+		t.Fatalf("after waiting: %v", err)
+	}
+}
+
 func TestOnboardRefusals(t *testing.T) {
 	srv := devicetest.NewServer(t, device.Config{MaxAuthFailures: 100})
 	ids, secrets := srv.CreateKeys(t, core.KeyOneTime, 3)
@@ -511,7 +546,9 @@ func TestOnboardRace(t *testing.T) {
 	if testing.Short() {
 		t.Skip("200 devices")
 	}
-	srv := devicetest.NewServer(t, device.Config{})
+	// The devices all connect from loopback; on a LAN each has its own
+	// address, so the per-address limit is lifted here.
+	srv := devicetest.NewServer(t, device.Config{MaxSourceAuthFailures: 1 << 20})
 	const devices, keys = 200, 50
 	ids, secrets := srv.CreateKeys(t, core.KeyOneTime, keys)
 	ctx := context.Background()
