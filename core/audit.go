@@ -254,6 +254,8 @@ func auditDetail(c Command) string {
 		return "logged out " + c.Name
 	case *SetTokenKey:
 		return "set the token key"
+	case *SetMainLicensingID:
+		return fmt.Sprintf("set the main licensing ID (fingerprint %s, from node %q)", c.ID.fingerprint(), c.ID.Node)
 	case *RestoreBackup:
 		return fmt.Sprintf("restored a database backup (%d bytes)", len(c.Snapshot))
 	}

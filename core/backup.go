@@ -10,7 +10,7 @@ import (
 // log come back as the backup held them. Three things do not go back: the
 // clock (leases that ended since the backup end at once), the request
 // sessions (so that retries stay deduplicated across the restore), and the
-// licensing ID, which lives outside the state. A backup that does not
+// main licensing ID, which is the installation's identity rather than data. A backup that does not
 // restore is refused and nothing changes.
 type RestoreBackup struct {
 	Snapshot []byte `json:"snapshot"`
@@ -40,9 +40,12 @@ func (s *State) restoreBackup(c *RestoreBackup) (Result, error) {
 	if r.now.After(now) {
 		now = r.now
 	}
-	sessions, sessionOrder, nextSweep := s.sessions, s.sessionOrder, s.nextSweep
+	sessions, sessionOrder, nextSweep, mainID := s.sessions, s.sessionOrder, s.nextSweep, s.mainID
 	*s = *r
 	s.now, s.sessions, s.sessionOrder, s.nextSweep = now, sessions, sessionOrder, nextSweep
+	// The licensing ID is the installation's identity, not data: a backup
+	// from before it was restored or replaced must not bring an old one back.
+	s.mainID = mainID
 	var res Result
 	s.advance(&res)
 	return res, nil

@@ -148,6 +148,8 @@ func newCommand(typ string) (Command, bool) {
 		return &DeleteKey{}, true
 	case "onboard":
 		return &Onboard{}, true
+	case "setMainLicensingId":
+		return &SetMainLicensingID{}, true
 	case "restoreBackup":
 		return &RestoreBackup{}, true
 	case "setClientKey":

@@ -121,14 +121,21 @@
 // The client key is kept as uploaded; the transport checks that it is a
 // 2048-bit RSA public key.
 //
+// # The main licensing ID
+//
+// Every node makes a local licensing ID at first start; the cluster's main
+// ID is replicated state (SetMainLicensingID), so every node can sign with
+// it. The first proposed wins; only a restore of a licensing-ID backup
+// replaces it (Replace).
+//
 // # Database backups
 //
 // A database backup is a Snapshot. RestoreBackup puts one back in place of
 // the whole state: rights, devices and leases, reservations, the model,
 // properties, users, keys and the audit log are as the backup held them,
 // but the clock does not go back (leases that ended since end at once) and
-// the request sessions are kept, so retries stay deduplicated. The
-// licensing ID is not part of the state, so a restore never changes it.
+// the request sessions are kept, so retries stay deduplicated, and the main
+// licensing ID stays as it is: a database restore never changes it.
 //
 // # Invariant
 //

@@ -40,6 +40,7 @@ var (
 	ErrDuplicateKeySecret = errors.New("another first-authentication key has this secret")
 	ErrKeyInactive        = errors.New("first-authentication key is inactive")
 	ErrAlreadyOnboarded   = errors.New("device is already onboarded")
+	ErrInvalidLicensingID = errors.New("invalid licensing ID")
 	ErrKeyUsed            = errors.New("one-time key is already used")
 	ErrInvalidClientKey   = errors.New("invalid client key")
 )

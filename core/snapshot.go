@@ -38,6 +38,7 @@ type snapshot struct {
 	Audit        []AuditRecord      `json:"audit,omitempty"`
 	Keys         []keySnapshot      `json:"keys,omitempty"`
 	ClientKey    []byte             `json:"clientKey,omitempty"`
+	MainID       *MainLicensingID   `json:"mainId,omitempty"`
 }
 
 type keySnapshot struct {
@@ -148,6 +149,7 @@ func (s *State) Snapshot() ([]byte, error) {
 			Active: k.active, Created: k.created, UsedBy: k.usedBy, UsedAt: k.usedAt, Uses: k.uses})
 	}
 	snap.ClientKey = s.clientKey
+	snap.MainID = s.mainID
 	return json.Marshal(snap)
 }
 
@@ -436,5 +438,11 @@ func (s *State) restoreKeys(snap *snapshot) error {
 		return fmt.Errorf("client key of %d bytes", len(snap.ClientKey))
 	}
 	s.clientKey = snap.ClientKey
+	if snap.MainID != nil {
+		if err := snap.MainID.validate(); err != nil {
+			return err
+		}
+		s.mainID = snap.MainID
+	}
 	return nil
 }

@@ -81,6 +81,7 @@ type State struct {
 
 	users    map[string]*userRecord
 	tokenKey []byte
+	mainID   *MainLicensingID
 	audit    []AuditRecord // the audit log, oldest first
 
 	keys        map[string]*firstAuthKey // by ID
@@ -290,6 +291,9 @@ func (s *State) dispatch(c Command) (Result, error) {
 		return Result{}, s.deleteKey(c)
 	case *Onboard:
 		return s.onboard(c)
+	case *SetMainLicensingID:
+		s.setMainLicensingID(c)
+		return Result{}, nil
 	case *RestoreBackup:
 		return s.restoreBackup(c)
 	case *SetClientKey:
