@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tallyhq/tally/core"
+	"github.com/tallyhq/tally/core/licensingid"
 	"github.com/tallyhq/tally/core/version"
 )
 
@@ -37,7 +38,8 @@ func newAccessWorld(t *testing.T) *accessWorld {
 		fs.addUser(t, name, rolePassword, core.RoleRead)
 	}
 	clock := &testClock{now: t0}
-	srv, err := NewServer(Config{Store: fs, Rights: fakeRights{}, Identity: testIdentity(t), Now: clock.Now})
+	srv, err := NewServer(Config{Store: fs, Rights: fakeRights{}, Identity: testIdentity(t), Now: clock.Now,
+		RestoreIdentity: func(*licensingid.ID) error { return nil }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,6 +110,10 @@ func accessCases(t *testing.T) map[string]accessCase {
 		fs.mustApply(t, &core.SetReservations{Groups: groups})
 	}
 	withModel := func(t *testing.T, fs *fakeStore) { fs.mustApply(t, &core.SetModel{Text: sitesModel}) }
+	withKey := func(t *testing.T, fs *fakeStore) {
+		fs.mustApply(t, &core.CreateKeys{KeyType: core.KeyOneTime, Keys: []core.NewKey{{ID: "k-test", Secret: "SECRET-0001"}}})
+	}
+	restoreBody := backupRequestBody(t, testIdentity(t), "backup password")
 	const json = "application/json"
 	return map[string]accessCase{
 		"POST /api/v1/auth/logout":              {role: anyRole, action: "logout", anonymousRefused: true, wantStatus: 204},
@@ -137,6 +143,14 @@ func accessCases(t *testing.T) map[string]accessCase {
 		"GET /api/v1/audit":                     {role: anyRole, wantStatus: 200},
 		"GET /api/v1/licensing-id":              {role: anyRole, wantStatus: 200},
 		"GET /api/v1/licensing-id/cert":         {role: anyRole, wantStatus: 200},
+		"POST /api/v1/licensing-id/backup":      {role: core.RoleAdmin, contentType: json, body: `{"password":"backup password"}`, wantStatus: 200},
+		"POST /api/v1/licensing-id/restore":     {role: core.RoleAdmin, contentType: json, body: restoreBody, wantStatus: 200},
+		"GET /api/v1/keys":                      {role: core.RoleKeys, setup: withKey, wantStatus: 200},
+		"POST /api/v1/keys":                     {role: core.RoleKeys, contentType: json, body: `{"type":"ONE_TIME","count":2}`, action: "createKeys", wantStatus: 201},
+		"PUT /api/v1/keys/{id}":                 {role: core.RoleKeys, path: "/api/v1/keys/k-test", setup: withKey, contentType: json, body: `{"active":false}`, action: "setKeyActive", wantStatus: 200},
+		"DELETE /api/v1/keys/{id}":              {role: core.RoleKeys, path: "/api/v1/keys/k-test", setup: withKey, action: "deleteKey", wantStatus: 204},
+		"GET /api/v1/client-key":                {role: core.RoleAdmin, wantStatus: 200},
+		"POST /api/v1/client-key":               {role: core.RoleAdmin, contentType: "application/octet-stream", body: string(rsaSPKI(t, 2048)), action: "setClientKey", wantStatus: 200},
 	}
 }
 

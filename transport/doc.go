@@ -46,8 +46,10 @@
 // needs: the views, the audit log, the licensing ID and the caller's own
 // logout and password are open to every user (every role may read);
 // reservations and the license model need RESERVATIONS, rights uploads
-// OFFLINE, dropping a device DROPDEVICE, and properties and users ADMIN,
-// which holds every right. A caller without the right gets 403
+// OFFLINE, dropping a device DROPDEVICE, first-authentication keys KEYS
+// (even to list them, since the list can show their secrets), and
+// properties, users, the client key and the licensing ID's backup and
+// restore ADMIN, which holds every right. A caller without the right gets 403
 // {"error":"access denied: needs the RESERVATIONS role","code":"access_denied"}
 // before the body is read.
 //
@@ -56,6 +58,31 @@
 // (GET /api/v1/audit) says who changed what, when and from where. Passwords
 // are hashed here and only their hashes enter commands; the log's details
 // never show them.
+//
+// # Keys, the client key and the licensing ID backup
+//
+// First-authentication keys get their IDs ("k-" and 16 hex digits) and
+// random secrets (20 characters of an alphabet without 0, O, 1 and I, as
+// XXXXX-XXXXX-XXXXX-XXXXX) here, from Config.Random; a mass key may take a
+// typed password instead. Whether a secret is free and whether a one-time
+// key is used is core's to decide. Lists mask secrets as "••••" and the
+// last two characters unless asked with show=true; the answer to a create
+// shows them.
+//
+// The client key is uploaded as the DER of a 2048-bit RSA public key, as a
+// SubjectPublicKeyInfo or PKCS#1, and kept as a SubjectPublicKeyInfo; its
+// fingerprint is the SHA-256 of that DER. Anything else is 400
+// invalid_client_key with the reason.
+//
+// A licensing ID backup is the main ID encrypted by core/licensingid
+// (argon2id and XChaCha20-Poly1305) under a password of 8 to 256 bytes. A
+// restore decrypts one and hands it to Config.RestoreIdentity; tallyd
+// writes it to the data directory and uses it from its next start, so the
+// running server keeps signing with the ID it started with. A wrong
+// password (wrong_password) or a damaged file (damaged_backup) is refused
+// before anything is written. The key derivations run one at a time. Since
+// neither changes the replicated state, neither is in the audit log; both
+// are logged at info level with the user and address, refusals included.
 //
 // # Lists
 //

@@ -9,6 +9,7 @@ import (
 
 	"github.com/tallyhq/tally/core"
 	"github.com/tallyhq/tally/core/hostid"
+	"github.com/tallyhq/tally/core/licensingid"
 	"github.com/tallyhq/tally/core/password"
 	"github.com/tallyhq/tally/core/version"
 )
@@ -60,6 +61,27 @@ func errorFor(err error) *apiError {
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		status, code = http.StatusServiceUnavailable, "not_applied"
 		msg = "the request was not completed in time; it is safe to retry"
+
+	// The key errors come before ErrInvalidCommand, which some of them
+	// wrap as well.
+	case errors.Is(err, core.ErrInvalidKey):
+		status, code = http.StatusBadRequest, "invalid_key"
+	case errors.Is(err, core.ErrInvalidClientKey):
+		status, code = http.StatusBadRequest, "invalid_client_key"
+	case errors.Is(err, core.ErrUnknownKey):
+		status, code = http.StatusNotFound, "unknown_key"
+	case errors.Is(err, core.ErrKeyExists):
+		status, code = http.StatusConflict, "key_exists"
+	case errors.Is(err, core.ErrDuplicateKeySecret):
+		status, code = http.StatusConflict, "duplicate_key_secret"
+	case errors.Is(err, core.ErrKeyUsed):
+		status, code = http.StatusConflict, "key_used"
+	case errors.Is(err, core.ErrKeyInactive):
+		status, code = http.StatusConflict, "key_inactive"
+	case errors.Is(err, licensingid.ErrWrongPassword):
+		status, code = http.StatusBadRequest, "wrong_password"
+	case errors.Is(err, licensingid.ErrDamaged):
+		status, code = http.StatusBadRequest, "damaged_backup"
 
 	case errors.Is(err, core.ErrInvalidCommand):
 		status, code = http.StatusBadRequest, "invalid_command"

@@ -1,7 +1,12 @@
 package transport
 
 import (
+	"context"
+	"encoding/base64"
+	"fmt"
 	"net/http"
+
+	"github.com/tallyhq/tally/core/licensingid"
 )
 
 // licensingIDResponse is the answer of GET /api/v1/licensing-id: the main
@@ -46,4 +51,119 @@ func (s *Server) licensingIDCert(w http.ResponseWriter, r *http.Request) error {
 	w.Header().Set("Content-Disposition", `attachment; filename="`+licensingIDCertFile+`"`)
 	writeRaw(w, http.StatusOK, "application/x-pem-file", s.cfg.Identity.CertificatePEM())
 	return nil
+}
+
+// Limits of the licensing ID backup routes.
+const (
+	maxBackupRequestBody = 4 << 10
+	// maxRestoreBody holds a backup (at most 64 KiB and its framing) in
+	// base64 and a password.
+	maxRestoreBody        = 128 << 10
+	minBackupPassword     = 8
+	maxBackupPassword     = 256
+	licensingIDBackupFile = "licensing-id.tallyid"
+)
+
+// backupRequest is the body of POST /api/v1/licensing-id/backup.
+type backupRequest struct {
+	Password *string `json:"password"`
+}
+
+// restoreRequest is the body of POST /api/v1/licensing-id/restore: the
+// backup file in standard base64 and its password.
+type restoreRequest struct {
+	Password *string `json:"password"`
+	Backup   *string `json:"backup"`
+}
+
+// restoreResponse is the answer to a restored licensing ID. The running
+// node keeps its ID until tallyd restarts.
+type restoreResponse struct {
+	Fingerprint     string `json:"fingerprint"`
+	RestartRequired bool   `json:"restartRequired"`
+}
+
+// backupLicensingID answers the main licensing ID encrypted under the
+// password, as a file to save. Exporting the key changes no state, so it
+// is not in the audit log; it is logged with the caller and address.
+func (s *Server) backupLicensingID(w http.ResponseWriter, r *http.Request) error {
+	var req backupRequest
+	if err := readJSON(w, r, maxBackupRequestBody, &req); err != nil {
+		return err
+	}
+	if req.Password == nil {
+		return badRequest("bad_json", `the body wants "password"`)
+	}
+	if n := len(*req.Password); n < minBackupPassword || n > maxBackupPassword {
+		return badRequest("weak_password", fmt.Sprintf("the backup password has %d bytes; want %d to %d", n, minBackupPassword, maxBackupPassword))
+	}
+	var data []byte
+	err := s.withIdentityKDF(r.Context(), func() error {
+		var err error
+		data, err = licensingid.Backup(s.cfg.Identity, []byte(*req.Password), s.cfg.Random)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	p := principalOf(r)
+	s.log.Info("licensing ID backed up", "fingerprint", s.cfg.Identity.Fingerprint(), "user", p.user.Name, "remote", p.address)
+	w.Header().Set("Content-Disposition", `attachment; filename="`+licensingIDBackupFile+`"`)
+	writeRaw(w, http.StatusOK, mediaBinary, data)
+	return nil
+}
+
+// restoreLicensingID decrypts a backup and hands the ID to
+// Config.RestoreIdentity, which keeps it for the next start. A wrong
+// password or a damaged file is refused before anything is written. It is
+// logged with the caller and address, refused or not.
+func (s *Server) restoreLicensingID(w http.ResponseWriter, r *http.Request) error {
+	if s.cfg.RestoreIdentity == nil {
+		return &apiError{http.StatusNotImplemented, "not_supported", "this server cannot restore a licensing ID"}
+	}
+	var req restoreRequest
+	if err := readJSON(w, r, maxRestoreBody, &req); err != nil {
+		return err
+	}
+	if req.Password == nil || req.Backup == nil {
+		return badRequest("bad_json", `the body wants "password" and "backup"`)
+	}
+	if n := len(*req.Password); n < 1 || n > maxBackupPassword {
+		return badRequest("bad_json", fmt.Sprintf("the backup password has %d bytes; want 1 to %d", n, maxBackupPassword))
+	}
+	data, err := base64.StdEncoding.DecodeString(*req.Backup)
+	if err != nil {
+		return badRequest("bad_json", `"backup" is not standard base64`)
+	}
+	p := principalOf(r)
+	var id *licensingid.ID
+	err = s.withIdentityKDF(r.Context(), func() error {
+		var err error
+		id, err = licensingid.Restore(data, []byte(*req.Password))
+		return err
+	})
+	if err == nil {
+		err = s.cfg.RestoreIdentity(id)
+	}
+	if err != nil {
+		s.log.Info("licensing ID restore refused", "user", p.user.Name, "remote", p.address, "err", err)
+		return err
+	}
+	current := s.cfg.Identity.Fingerprint()
+	s.log.Info("licensing ID restored; restart tallyd to use it", "fingerprint", id.Fingerprint(), "running", current,
+		"user", p.user.Name, "remote", p.address)
+	writeJSON(w, http.StatusOK, restoreResponse{Fingerprint: id.Fingerprint(), RestartRequired: id.Fingerprint() != current})
+	return nil
+}
+
+// withIdentityKDF runs fn, which derives a backup key, while holding the
+// one slot for it: a backup's key derivation may ask for up to 1 GiB.
+func (s *Server) withIdentityKDF(ctx context.Context, fn func() error) error {
+	select {
+	case s.idKDF <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-s.idKDF }()
+	return fn()
 }

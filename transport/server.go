@@ -62,6 +62,10 @@ type Config struct {
 	// Metrics write further Prometheus text after the server's own on
 	// /metrics, in order.
 	Metrics []func(io.Writer)
+	// RestoreIdentity keeps a licensing ID restored from a backup so that
+	// the next start uses it; the running server goes on with Identity.
+	// Nil means this server cannot restore one (501).
+	RestoreIdentity func(id *licensingid.ID) error
 }
 
 // ErrConfig is wrapped by NewServer when the Config is incomplete.
@@ -82,6 +86,9 @@ type Server struct {
 	metrics     *httpMetrics
 	// kdf holds a slot for each password hash being computed.
 	kdf chan struct{}
+	// idKDF holds the one slot for a licensing ID backup's key
+	// derivation.
+	idKDF chan struct{}
 	// hashPassword hashes a password that passed the policy; tests swap in
 	// a cheaper one.
 	hashPassword func(string) (string, error)
@@ -143,6 +150,7 @@ func NewServer(cfg Config) (*Server, error) {
 		userLimiter: newLoginLimiter(userLoginBurst, loginRefill),
 		metrics:     newHTTPMetrics(),
 		kdf:         make(chan struct{}, kdfSlots),
+		idKDF:       make(chan struct{}, 1),
 	}
 	s.hashPassword = func(pw string) (string, error) { return password.Hash(pw, cfg.Random) }
 	s.routes = s.routeTable()
@@ -174,6 +182,7 @@ func (s *Server) routeTable() []route {
 		reservations = core.RoleReservations
 		offline      = core.RoleOffline
 		dropDevice   = core.RoleDropDevice
+		keys         = core.RoleKeys
 	)
 	return []route{
 		{method: "POST", path: "/api/v1/auth/login", public: true, handler: s.login},
@@ -211,6 +220,17 @@ func (s *Server) routeTable() []route {
 
 		{method: "GET", path: "/api/v1/licensing-id", role: anyRole, handler: s.licensingID},
 		{method: "GET", path: "/api/v1/licensing-id/cert", role: anyRole, handler: s.licensingIDCert},
+		{method: "POST", path: "/api/v1/licensing-id/backup", role: admin, handler: s.backupLicensingID},
+		{method: "POST", path: "/api/v1/licensing-id/restore", role: admin, handler: s.restoreLicensingID},
+
+		// First-authentication keys, secrets included, are for KEYS alone
+		// (and ADMIN, which holds it): other roles cannot even list them.
+		{method: "GET", path: "/api/v1/keys", role: keys, handler: s.listKeys},
+		{method: "POST", path: "/api/v1/keys", role: keys, handler: s.createKeys},
+		{method: "PUT", path: "/api/v1/keys/{id}", role: keys, handler: s.updateKey},
+		{method: "DELETE", path: "/api/v1/keys/{id}", role: keys, handler: s.deleteKey},
+		{method: "GET", path: "/api/v1/client-key", role: admin, handler: s.getClientKey},
+		{method: "POST", path: "/api/v1/client-key", role: admin, handler: s.uploadClientKey},
 	}
 }
 
