@@ -159,7 +159,8 @@ func TestAdminJSONAndErrors(t *testing.T) {
 		{[]string{"audit", "--after", "-1"}, "audit: invalid value"},
 		{[]string{"licensing-id"}, "licensing-id needs a subcommand"},
 		{[]string{"licensing-id", "export"}, "usage: tallyctl licensing-id export --out FILE"},
-		{[]string{"licensing-id", "backup"}, `unknown licensing-id subcommand "backup"`},
+		{[]string{"licensing-id", "backup"}, "usage: tallyctl licensing-id backup --out FILE"},
+		{[]string{"licensing-id", "import"}, `unknown licensing-id subcommand "import"`},
 	} {
 		tallyctl(map[string]string{"TALLY_PASSWORD": "x"}, c.args...).mustFail(t, 2, c.want)
 	}

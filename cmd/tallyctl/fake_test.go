@@ -43,6 +43,8 @@ type fakeServer struct {
 	id *licensingid.ID
 
 	mu          sync.Mutex
+	keys        []firstAuthKey
+	clientKey   []byte
 	logins      int
 	requests    []string // "METHOD path?query"
 	bodies      map[string]string
@@ -326,6 +328,8 @@ func newFakeServer(t *testing.T) *fakeServer {
 		w.Header().Set("Content-Disposition", `attachment; filename="licensing-id.cert"`)
 		w.Write(f.id.CertificatePEM())
 	})
+
+	f.addKeyRoutes(authed)
 
 	f.Server = httptest.NewUnstartedServer(mux)
 	f.Config.ErrorLog = log.New(io.Discard, "", 0) // the TLS tests make handshakes fail on purpose

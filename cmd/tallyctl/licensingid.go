@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"net/http"
@@ -25,9 +27,15 @@ type licensingIDStatus struct {
 }
 
 func (c *cli) licensingID(args []string) error {
-	sub, args, err := subcommand("licensing-id", args, "show", "export")
+	sub, args, err := subcommand("licensing-id", args, "show", "export", "backup", "restore")
 	if err != nil {
 		return err
+	}
+	switch sub {
+	case "backup":
+		return c.backupLicensingID(args)
+	case "restore":
+		return c.restoreLicensingID(args)
 	}
 	if sub == "show" {
 		if _, err := parseArgs(c.commandFlags("licensing-id show"), args, 0, 0, "licensing-id show"); err != nil {
@@ -67,4 +75,110 @@ func (c *cli) licensingID(args []string) error {
 	}
 	fmt.Fprintf(c.stdout, "exported the licensing ID certificate to %s\nFingerprint: %s\n", out, fingerprint)
 	return nil
+}
+
+// maxBackupFile bounds a licensing ID backup file; one is about 1 KiB and
+// the format allows 64 KiB.
+const maxBackupFile = 128 << 10
+
+// backupLicensingID writes the server's licensing ID, encrypted under the
+// backup password, to a new file readable by its owner alone.
+func (c *cli) backupLicensingID(args []string) error {
+	const shape = "licensing-id backup --out FILE --backup-password-file FILE"
+	fs := c.commandFlags("licensing-id backup")
+	var out, pwFile string
+	fs.StringVar(&out, "out", "", "")
+	fs.StringVar(&pwFile, "backup-password-file", "", "")
+	if _, err := parseInterleaved(fs, args, 0, 0, shape); err != nil {
+		return err
+	}
+	if out == "" || pwFile == "" {
+		return usageError("usage: tallyctl %s", shape)
+	}
+	if _, err := os.Stat(out); err == nil {
+		return fmt.Errorf("%s exists; remove it or choose another --out", out)
+	}
+	pw, err := readPasswordFile(pwFile)
+	if err != nil {
+		return err
+	}
+	body, err := json.Marshal(map[string]string{"password": pw})
+	if err != nil {
+		return err
+	}
+	api, err := c.client()
+	if err != nil {
+		return err
+	}
+	var st licensingIDStatus
+	raw, err := api.do(context.Background(), request{method: http.MethodGet, path: apiPath("licensing-id")})
+	if err != nil {
+		return err
+	}
+	if err := decodeResponse(apiPath("licensing-id"), raw, &st); err != nil {
+		return err
+	}
+	data, err := api.do(context.Background(), request{method: http.MethodPost, path: apiPath("licensing-id", "backup"),
+		body: body, contentType: "application/json"})
+	if err != nil {
+		return err
+	}
+	f, err := os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		os.Remove(out)
+		return err
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(out)
+		return err
+	}
+	if c.opts.json {
+		return c.encodeJSON(map[string]any{"file": out, "fingerprint": st.Fingerprint, "bytes": len(data)})
+	}
+	fmt.Fprintf(c.stdout, "wrote the licensing ID backup to %s\nFingerprint: %s\nKeep the file and its password apart: together they are the licensing ID.\n", out, st.Fingerprint)
+	return nil
+}
+
+// restoreLicensingID sends a backup to the server, which keeps the ID for
+// its next start.
+func (c *cli) restoreLicensingID(args []string) error {
+	const shape = "licensing-id restore FILE --backup-password-file FILE"
+	fs := c.commandFlags("licensing-id restore")
+	var pwFile string
+	fs.StringVar(&pwFile, "backup-password-file", "", "")
+	rest, err := parseInterleaved(fs, args, 1, 1, shape)
+	if err != nil {
+		return err
+	}
+	if pwFile == "" {
+		return usageError("usage: tallyctl %s", shape)
+	}
+	data, err := readLimited(rest[0], maxBackupFile)
+	if err != nil {
+		return err
+	}
+	pw, err := readPasswordFile(pwFile)
+	if err != nil {
+		return err
+	}
+	body, err := json.Marshal(map[string]string{"password": pw, "backup": base64.StdEncoding.EncodeToString(data)})
+	if err != nil {
+		return err
+	}
+	var answer struct {
+		Fingerprint     string `json:"fingerprint"`
+		RestartRequired bool   `json:"restartRequired"`
+	}
+	return c.send(http.MethodPost, apiPath("licensing-id", "restore"), body, "application/json", &answer, func() {
+		fmt.Fprintf(c.stdout, "restored the licensing ID from %s\nFingerprint: %s\n", rest[0], answer.Fingerprint)
+		if answer.RestartRequired {
+			fmt.Fprintln(c.stdout, "The server goes on with its current licensing ID: restart tallyd to use it.")
+		} else {
+			fmt.Fprintln(c.stdout, "It is the licensing ID the server already uses.")
+		}
+	})
 }

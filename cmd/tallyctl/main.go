@@ -75,6 +75,26 @@ Server commands:
   audit [--after SEQ] [--limit N]         the audit log; fails if its hash chain is broken
   licensing-id show                       the main licensing ID and each server's status
   licensing-id export --out FILE          write the licensing ID certificate (PEM)
+  licensing-id backup --out FILE --backup-password-file F
+                                          write the licensing ID encrypted under the
+                                          password in F (ADMIN)
+  licensing-id restore FILE --backup-password-file F
+                                          restore a licensing ID backup; the server uses
+                                          it after a restart of tallyd (ADMIN)
+  keys list [--type one-time|mass] [--state active|inactive|used] [--show]
+            [--page P] [--page-size S]    first-authentication keys, secrets masked
+                                          unless --show (KEYS)
+  keys create --type one-time --count N [--description D]
+  keys create --type mass [--password-file F] [--description D]
+                                          make keys; a mass key's password is read from
+                                          F, or random without it (KEYS)
+  keys activate ID | keys deactivate ID   let a key onboard devices, or stop it (KEYS)
+  keys describe ID TEXT                   change a key's description (KEYS)
+  keys delete ID                          remove a key (KEYS)
+  client-key upload FILE                  install the client key: a 2048-bit RSA public
+                                          key, DER or PEM (ADMIN)
+  client-key show                         whether a client key is installed, and its
+                                          fingerprint (ADMIN)
 
 Producer commands (no server):
   producer keygen --out PREFIX            write PREFIX.key (0600) and PREFIX.pub
@@ -199,6 +219,10 @@ func (c *cli) run(args []string) error {
 		return c.audit(rest)
 	case "licensing-id":
 		return c.licensingID(rest)
+	case "keys":
+		return c.keys(rest)
+	case "client-key":
+		return c.clientKey(rest)
 	case "producer":
 		return c.producer(rest)
 	}
