@@ -138,6 +138,9 @@ func start(cfg config, log *slog.Logger, logs *logSwitch, getenv func(string) st
 		Leader:   func() bool { return node.Status().State == "Leader" },
 		Devices:  d.devices,
 		Metrics:  []func(io.Writer){node.WriteMetrics, d.devices.WriteMetrics},
+		// A restored licensing ID is written to the data directory and
+		// used from the next start.
+		RestoreIdentity: (&identityRestorer{dataDir: cfg.DataDir}).restore,
 	})
 	if err != nil {
 		return fail(err)

@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -81,6 +82,8 @@ func TestScripts(t *testing.T) {
 			"consistent":   cmdConsistent,
 			"tamper":       cmdTamper,
 			"agent":        cmdAgent,
+			"truncate":     cmdTruncate,
+			"capture":      cmdCapture,
 		},
 	})
 }
@@ -378,4 +381,38 @@ func cmdAgent(ts *testscript.TestScript, neg bool, args []string) {
 	} else if neg {
 		ts.Fatalf("unexpected tally-agent success")
 	}
+}
+
+// cmdTruncate copies a file without its last N bytes.
+//
+//	truncate IN OUT N
+func cmdTruncate(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 3 {
+		ts.Fatalf("usage: truncate IN OUT N")
+	}
+	n, err := strconv.Atoi(args[2])
+	ts.Check(err)
+	data, err := os.ReadFile(ts.MkAbs(args[0]))
+	ts.Check(err)
+	if n < 0 || n > len(data) {
+		ts.Fatalf("cannot cut %d bytes off %d", n, len(data))
+	}
+	ts.Check(os.WriteFile(ts.MkAbs(args[1]), data[:len(data)-n], 0o600))
+}
+
+// cmdCapture sets an environment variable to the first group of a regular
+// expression in the last command's standard output.
+//
+//	capture VAR REGEXP
+func cmdCapture(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 2 {
+		ts.Fatalf("usage: capture VAR REGEXP")
+	}
+	re, err := regexp.Compile(args[1])
+	ts.Check(err)
+	m := re.FindStringSubmatch(ts.ReadFile("stdout"))
+	if len(m) < 2 {
+		ts.Fatalf("no match for %s in:\n%s", re, ts.ReadFile("stdout"))
+	}
+	ts.Setenv(args[0], m[1])
 }

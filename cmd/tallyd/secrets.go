@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/tallyhq/tally/core/licensingid"
@@ -97,6 +98,9 @@ func nodeID(dataDir, configured string) (string, error) {
 func loadIdentity(dataDir string, now time.Time, random io.Reader) (*licensingid.ID, error) {
 	keyPath := filepath.Join(dataDir, identityKeyFile)
 	certPath := filepath.Join(dataDir, identityCertFile)
+	if err := finishRestore(keyPath, certPath); err != nil {
+		return nil, err
+	}
 	keyPEM, err := os.ReadFile(keyPath)
 	if errors.Is(err, fs.ErrNotExist) {
 		return createIdentity(keyPath, certPath, now, random)
@@ -160,4 +164,123 @@ func writeNewFile(path string, data []byte) error {
 		return err
 	}
 	return os.Remove(tmp)
+}
+
+// Suffixes of the files a licensing ID restore writes beside the pair.
+const (
+	restoringSuffix = ".restoring" // the restored pair before it takes the place of the current one
+	previousSuffix  = ".previous"  // the pair a restore replaced
+)
+
+// identityRestorer keeps a licensing ID restored through the API for the
+// next start of tallyd: the running node signs with the ID it started with.
+type identityRestorer struct {
+	dataDir string
+	mu      sync.Mutex
+}
+
+// restore writes id over identity.key and identity.cert, keeping the pair
+// it replaces as identity.key.previous and identity.cert.previous. Each
+// file is written to a temporary name and synced before it is renamed into
+// place; the rename of the key is the point of no return, and a start that
+// finds the certificate not yet renamed finishes the job (finishRestore).
+func (r *identityRestorer) restore(id *licensingid.ID) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	keyPath := filepath.Join(r.dataDir, identityKeyFile)
+	certPath := filepath.Join(r.dataDir, identityCertFile)
+	keyPEM, err := id.KeyPEM()
+	if err != nil {
+		return fmt.Errorf("restore the licensing ID: %w", err)
+	}
+	for _, path := range []string{keyPath, certPath} {
+		old, err := os.ReadFile(path)
+		if err != nil {
+			return fmt.Errorf("restore the licensing ID: keep the current one: %w", err)
+		}
+		if err := writeFileAtomic(path+previousSuffix, old); err != nil {
+			return fmt.Errorf("restore the licensing ID: keep the current one: %w", err)
+		}
+	}
+	if err := writeSynced(keyPath+restoringSuffix, keyPEM); err != nil {
+		return fmt.Errorf("restore the licensing ID: %w", err)
+	}
+	if err := writeSynced(certPath+restoringSuffix, id.CertificatePEM()); err != nil {
+		os.Remove(keyPath + restoringSuffix)
+		return fmt.Errorf("restore the licensing ID: %w", err)
+	}
+	if err := syncDir(r.dataDir); err != nil {
+		return fmt.Errorf("restore the licensing ID: %w", err)
+	}
+	if err := os.Rename(keyPath+restoringSuffix, keyPath); err != nil {
+		os.Remove(keyPath + restoringSuffix)
+		os.Remove(certPath + restoringSuffix)
+		return fmt.Errorf("restore the licensing ID: %w", err)
+	}
+	if err := os.Rename(certPath+restoringSuffix, certPath); err != nil {
+		return fmt.Errorf("restore the licensing ID: %w", err)
+	}
+	return syncDir(r.dataDir)
+}
+
+// finishRestore completes or abandons a restore that a crash interrupted.
+// Before the key's rename both restored files wait beside the pair: the
+// restore did not happen, and they are removed. After it, only the
+// certificate waits, and it takes its place.
+func finishRestore(keyPath, certPath string) error {
+	_, keyErr := os.Stat(keyPath + restoringSuffix)
+	_, certErr := os.Stat(certPath + restoringSuffix)
+	switch {
+	case certErr == nil && errors.Is(keyErr, fs.ErrNotExist):
+		if err := os.Rename(certPath+restoringSuffix, certPath); err != nil {
+			return fmt.Errorf("finish restoring the licensing ID: %w", err)
+		}
+		return syncDir(filepath.Dir(certPath))
+	case keyErr == nil:
+		os.Remove(keyPath + restoringSuffix)
+		os.Remove(certPath + restoringSuffix)
+	}
+	return nil
+}
+
+// writeSynced writes path with mode 0600, replacing it, and syncs it.
+func writeSynced(path string, data []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// writeFileAtomic replaces path with data: a synced temporary file renamed
+// over it.
+func writeFileAtomic(path string, data []byte) error {
+	tmp := path + ".tmp"
+	if err := writeSynced(tmp, data); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+// syncDir makes the renames in dir durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }

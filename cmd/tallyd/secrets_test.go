@@ -107,3 +107,96 @@ func TestNodeIDIsKept(t *testing.T) {
 		t.Fatalf("default: %q %v", id, err)
 	}
 }
+
+func TestRestoreIdentity(t *testing.T) {
+	now := time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC)
+	dir := t.TempDir()
+	old, err := loadIdentity(dir, now, rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldKey, _ := os.ReadFile(filepath.Join(dir, identityKeyFile))
+	oldCert, _ := os.ReadFile(filepath.Join(dir, identityCertFile))
+	restored, err := licensingid.Generate(now, rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &identityRestorer{dataDir: dir}
+	if err := r.restore(restored); err != nil {
+		t.Fatal(err)
+	}
+	got, err := loadIdentity(dir, now, rand.Reader)
+	if err != nil || got.Fingerprint() != restored.Fingerprint() || !got.Key.Equal(restored.Key) {
+		t.Fatalf("after restore: %v", err)
+	}
+	prevKey, _ := os.ReadFile(filepath.Join(dir, identityKeyFile+previousSuffix))
+	prevCert, _ := os.ReadFile(filepath.Join(dir, identityCertFile+previousSuffix))
+	if !bytes.Equal(prevKey, oldKey) || !bytes.Equal(prevCert, oldCert) {
+		t.Error("the replaced pair is not kept as .previous")
+	}
+	for _, name := range []string{identityKeyFile, identityCertFile, identityKeyFile + previousSuffix} {
+		if fi, err := os.Stat(filepath.Join(dir, name)); err != nil || fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s: %v %v", name, fi, err)
+		}
+	}
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if strings.HasSuffix(e.Name(), restoringSuffix) || strings.HasSuffix(e.Name(), ".tmp") {
+			t.Errorf("left behind: %s", e.Name())
+		}
+	}
+	if old.Fingerprint() == got.Fingerprint() {
+		t.Fatal("two generated IDs are the same")
+	}
+}
+
+// TestRestoreInterrupted checks the starts after a crash in the middle of
+// a restore: before the key is renamed nothing happened; after it the
+// certificate follows.
+func TestRestoreInterrupted(t *testing.T) {
+	now := time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC)
+	restored, err := licensingid.Generate(now, rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyPEM, _ := restored.KeyPEM()
+	for _, c := range []struct {
+		name        string
+		keyRenamed  bool
+		wantRestore bool
+	}{
+		{"before the key's rename", false, false},
+		{"after the key's rename", true, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			current, err := loadIdentity(dir, now, rand.Reader)
+			if err != nil {
+				t.Fatal(err)
+			}
+			keyPath, certPath := filepath.Join(dir, identityKeyFile), filepath.Join(dir, identityCertFile)
+			os.WriteFile(certPath+restoringSuffix, restored.CertificatePEM(), 0o600)
+			if c.keyRenamed {
+				os.WriteFile(keyPath, keyPEM, 0o600)
+			} else {
+				os.WriteFile(keyPath+restoringSuffix, keyPEM, 0o600)
+			}
+			got, err := loadIdentity(dir, now, rand.Reader)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := current
+			if c.wantRestore {
+				want = restored
+			}
+			if got.Fingerprint() != want.Fingerprint() {
+				t.Errorf("started with %s, want %s", got.Fingerprint(), want.Fingerprint())
+			}
+			for _, p := range []string{keyPath + restoringSuffix, certPath + restoringSuffix} {
+				if _, err := os.Stat(p); err == nil {
+					t.Errorf("%s is left behind", p)
+				}
+			}
+		})
+	}
+}
