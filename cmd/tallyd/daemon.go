@@ -101,9 +101,16 @@ func start(cfg config, log *slog.Logger, logs *logSwitch, getenv func(string) st
 	if d.passwordNote, err = bootstrapAccess(ctx, node, cfg.DataDir, getenv, rand.Reader); err != nil {
 		return fail(err)
 	}
-	verifier := rights.NewVerifier(id.Fingerprint(), trusted...)
+	// What this node signs with and what rights are bound to is the
+	// cluster's main licensing ID; on a new store it becomes this node's.
+	main, err := mainLicensingID(ctx, node, id, cfg.NodeID)
+	if err != nil {
+		return fail(err)
+	}
+	d.id = main
+	verifier := rights.NewVerifier(main.Fingerprint(), trusted...)
 	if cfg.Dev {
-		if err := installDemoRights(ctx, node, verifier, id.Fingerprint(), now); err != nil {
+		if err := installDemoRights(ctx, node, verifier, main.Fingerprint(), now); err != nil {
 			return fail(err)
 		}
 	}
@@ -114,9 +121,9 @@ func start(cfg config, log *slog.Logger, logs *logSwitch, getenv func(string) st
 	}
 	d.devices, err = device.NewHandler(device.Config{
 		Store:       node,
-		Signer:      id.Key,
-		Certificate: id.Certificate,
-		Fingerprint: id.Fingerprint(),
+		Signer:      main.Key,
+		Certificate: main.Certificate,
+		Fingerprint: main.Fingerprint(),
 		NodeID:      cfg.NodeID,
 		Logger:      log.With("part", "device"),
 		Now:         time.Now,
@@ -128,7 +135,7 @@ func start(cfg config, log *slog.Logger, logs *logSwitch, getenv func(string) st
 	api, err := transport.NewServer(transport.Config{
 		Store:    node,
 		Rights:   verifier,
-		Identity: id,
+		Identity: main,
 		Hostname: hostname(cfg.NodeID),
 		Logger:   log.With("part", "api"),
 		Now:      time.Now,
@@ -138,9 +145,10 @@ func start(cfg config, log *slog.Logger, logs *logSwitch, getenv func(string) st
 		Leader:   func() bool { return node.Status().State == "Leader" },
 		Devices:  d.devices,
 		Metrics:  []func(io.Writer){node.WriteMetrics, d.devices.WriteMetrics},
-		// A restored licensing ID is written to the data directory and
-		// used from the next start.
-		RestoreIdentity: (&identityRestorer{dataDir: cfg.DataDir}).restore,
+		// A restored licensing ID becomes the main one in the store and
+		// this node's local one in the data directory; it signs from the
+		// next start.
+		RestoreIdentity: (&identityRestorer{dataDir: cfg.DataDir, store: node, nodeID: cfg.NodeID}).restore,
 	})
 	if err != nil {
 		return fail(err)
@@ -158,7 +166,7 @@ func start(cfg config, log *slog.Logger, logs *logSwitch, getenv func(string) st
 		host = "127.0.0.1"
 	}
 	d.url = "https://" + net.JoinHostPort(host, portOf(ln)) + "/"
-	log.Info("serving", "url", d.url, "node", cfg.NodeID, "fingerprint", id.Fingerprint(), "admin_password", d.passwordNote)
+	log.Info("serving", "url", d.url, "node", cfg.NodeID, "fingerprint", main.Fingerprint(), "admin_password", d.passwordNote)
 	return d, nil
 }
 

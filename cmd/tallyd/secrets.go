@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/base32"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tallyhq/tally/core"
 	"github.com/tallyhq/tally/core/licensingid"
 )
 
@@ -176,10 +178,13 @@ const (
 // next start of tallyd: the running node signs with the ID it started with.
 type identityRestorer struct {
 	dataDir string
+	store   core.Store // nil: the data directory alone
+	nodeID  string
 	mu      sync.Mutex
 }
 
-// restore writes id over identity.key and identity.cert, keeping the pair
+// restore makes id the main licensing ID in the store (when there is one)
+// and writes it over identity.key and identity.cert, keeping the pair
 // it replaces as identity.key.previous and identity.cert.previous. Each
 // file is written to a temporary name and synced before it is renamed into
 // place; the rename of the key is the point of no return, and a start that
@@ -187,6 +192,20 @@ type identityRestorer struct {
 func (r *identityRestorer) restore(id *licensingid.ID) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.store != nil {
+		// The store first: it is what every node signs with from its next
+		// start. Files written without it would be overridden then.
+		m, err := asMainID(id, r.nodeID)
+		if err != nil {
+			return fmt.Errorf("restore the licensing ID: %w", err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		cmd := &core.Audited{Actor: core.Actor{User: "tallyd", Address: "local"}, Command: &core.SetMainLicensingID{ID: m, Replace: true}}
+		if _, err := r.store.Apply(ctx, cmd); err != nil {
+			return fmt.Errorf("restore the licensing ID: %w", err)
+		}
+	}
 	keyPath := filepath.Join(r.dataDir, identityKeyFile)
 	certPath := filepath.Join(r.dataDir, identityCertFile)
 	keyPEM, err := id.KeyPEM()
