@@ -114,6 +114,8 @@ func accessCases(t *testing.T) map[string]accessCase {
 		fs.mustApply(t, &core.CreateKeys{KeyType: core.KeyOneTime, Keys: []core.NewKey{{ID: "k-test", Secret: "SECRET-0001"}}})
 	}
 	restoreBody := backupRequestBody(t, testIdentity(t), "backup password")
+	// A database backup of a world like the one each case runs in.
+	databaseBackup := string(newAccessWorld(t).store.snapshot(t))
 	const json = "application/json"
 	return map[string]accessCase{
 		"POST /api/v1/auth/logout":              {role: anyRole, action: "logout", anonymousRefused: true, wantStatus: 204},
@@ -145,6 +147,8 @@ func accessCases(t *testing.T) map[string]accessCase {
 		"GET /api/v1/licensing-id/cert":         {role: anyRole, wantStatus: 200},
 		"POST /api/v1/licensing-id/backup":      {role: core.RoleAdmin, contentType: json, body: `{"password":"backup password"}`, wantStatus: 200},
 		"POST /api/v1/licensing-id/restore":     {role: core.RoleAdmin, contentType: json, body: restoreBody, wantStatus: 200},
+		"GET /api/v1/backup":                    {role: core.RoleAdmin, wantStatus: 200},
+		"POST /api/v1/backup/restore":           {role: core.RoleAdmin, contentType: "application/octet-stream", body: databaseBackup, action: "restoreBackup", wantStatus: 204},
 		"GET /api/v1/keys":                      {role: core.RoleKeys, setup: withKey, wantStatus: 200},
 		"POST /api/v1/keys":                     {role: core.RoleKeys, contentType: json, body: `{"type":"ONE_TIME","count":2}`, action: "createKeys", wantStatus: 201},
 		"PUT /api/v1/keys/{id}":                 {role: core.RoleKeys, path: "/api/v1/keys/k-test", setup: withKey, contentType: json, body: `{"active":false}`, action: "setKeyActive", wantStatus: 200},

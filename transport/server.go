@@ -222,6 +222,8 @@ func (s *Server) routeTable() []route {
 		{method: "GET", path: "/api/v1/licensing-id/cert", role: anyRole, handler: s.licensingIDCert},
 		{method: "POST", path: "/api/v1/licensing-id/backup", role: admin, handler: s.backupLicensingID},
 		{method: "POST", path: "/api/v1/licensing-id/restore", role: admin, handler: s.restoreLicensingID},
+		{method: "GET", path: "/api/v1/backup", role: admin, handler: s.createBackup},
+		{method: "POST", path: "/api/v1/backup/restore", role: admin, handler: s.restoreBackup},
 
 		// First-authentication keys, secrets included, are for KEYS alone
 		// (and ADMIN, which holds it): other roles cannot even list them.

@@ -81,6 +81,10 @@ Server commands:
   licensing-id restore FILE --backup-password-file F
                                           restore a licensing ID backup; the server uses
                                           it after a restart of tallyd (ADMIN)
+  backup create --out FILE                write a database backup: the whole state,
+                                          secrets included (ADMIN)
+  backup restore FILE                     put a database backup back; the licensing
+                                          ID stays as it is (ADMIN)
   keys list [--type one-time|mass] [--state active|inactive|used] [--show]
             [--page P] [--page-size S]    first-authentication keys, secrets masked
                                           unless --show (KEYS)
@@ -219,6 +223,8 @@ func (c *cli) run(args []string) error {
 		return c.audit(rest)
 	case "licensing-id":
 		return c.licensingID(rest)
+	case "backup":
+		return c.backup(rest)
 	case "keys":
 		return c.keys(rest)
 	case "client-key":
