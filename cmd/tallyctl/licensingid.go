@@ -123,17 +123,7 @@ func (c *cli) backupLicensingID(args []string) error {
 	if err != nil {
 		return err
 	}
-	f, err := os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		os.Remove(out)
-		return err
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(out)
+	if err := writeSecretFile(out, data); err != nil {
 		return err
 	}
 	if c.opts.json {

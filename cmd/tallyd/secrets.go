@@ -146,19 +146,7 @@ func createIdentity(keyPath, certPath string, now time.Time, random io.Reader) (
 // syncs it so that a crash cannot leave it half written.
 func writeNewFile(path string, data []byte) error {
 	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
+	if err := writeSynced(tmp, data); err != nil {
 		return err
 	}
 	if err := os.Link(tmp, path); err != nil {
