@@ -46,6 +46,7 @@ bench:
 	   $(GO) test -p 1 -run '^$$' -bench . -benchmem -cpu 1 -count $(BENCHCOUNT) ./core/...; \
 	   $(GO) test -p 1 -run '^$$' -bench ApplyDurable -count $(BENCHCOUNT) ./raft/; \
 	   $(GO) test -p 1 -run '^$$' -bench 'WebSocket|TLSRoundTripFloor' -benchtime 40000x -count $(BENCHCOUNT) ./transport/device/ ./cmd/tallyd/; \
+	   $(GO) test -p 1 -run '^$$' -bench 'DiscoverOffer|ResponderRate' -count $(BENCHCOUNT) ./transport/discovery/; \
 	} | tee bench/bench.out
 
 ## run: the demo (a single node with the demo producer's rights)
