@@ -20,7 +20,7 @@ import (
 func BenchmarkNodeWebSocketCheckouts(b *testing.B) {
 	const devices = 1000
 	dir := b.TempDir()
-	cfg, err := loadConfig([]string{"--dev", "--data-dir", dir, "--https-port", "0", "--node-id", "bench"})
+	cfg, err := loadConfig([]string{"--dev", "--data-dir", dir, "--https-port", "0", "--discovery-port", "0", "--node-id", "bench"})
 	if err != nil {
 		b.Fatal(err)
 	}

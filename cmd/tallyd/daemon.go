@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -33,6 +34,7 @@ type daemon struct {
 	id           *licensingid.ID
 	node         *raft.Node
 	devices      *device.Handler
+	presence     *presence
 	http         *http.Server
 	listener     net.Listener
 	url          string
@@ -158,6 +160,11 @@ func start(cfg config, log *slog.Logger, logs *logSwitch, getenv func(string) st
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fail(fmt.Errorf("listen on %s: %w", addr, err))
+	}
+	httpsPort, _ := strconv.Atoi(portOf(ln))
+	if d.presence, err = startPresence(cfg, main, httpsPort, log); err != nil {
+		ln.Close()
+		return fail(err)
 	}
 	d.http = httpServer(api.Handler(), cert, transport.TLSConfig, log)
 	d.listener = tls.NewListener(ln, d.http.TLSConfig)
@@ -315,6 +322,9 @@ func (d *daemon) shutdown(grace time.Duration) error {
 // close releases everything start acquired; it is safe to call twice.
 func (d *daemon) close() {
 	d.closeOnce.Do(func() {
+		if d.presence != nil {
+			d.presence.close()
+		}
 		if d.devices != nil {
 			d.devices.Close()
 		}

@@ -7,7 +7,9 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -18,6 +20,7 @@ import (
 
 	"github.com/tallyhq/tally/core"
 	"github.com/tallyhq/tally/core/password"
+	"github.com/tallyhq/tally/transport/discovery"
 )
 
 func noEnv(string) string { return "" }
@@ -69,7 +72,7 @@ func TestDevServesAndStops(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"--dev", "--data-dir", dir, "--https-port", "0", "--node-id", "n1"}, &out, io.Discard, noEnv)
+		done <- run(ctx, []string{"--dev", "--data-dir", dir, "--https-port", "0", "--discovery-port", "0", "--node-id", "n1"}, &out, io.Discard, noEnv)
 	}()
 	var url string
 	for i := 0; i < 600 && url == ""; i++ {
@@ -122,6 +125,27 @@ func TestDevServesAndStops(t *testing.T) {
 	resp.Body.Close()
 	if features.Total == 0 {
 		t.Errorf("the demo rights are not installed")
+	}
+
+	// Devices on the LAN find the node by DISCOVER; the OFFER is signed
+	// with the main licensing ID and names the device endpoint.
+	m := regexp.MustCompile(`Discovery on UDP (\S+)`).FindStringSubmatch(out.String())
+	if m == nil {
+		t.Fatalf("tallyd does not say where discovery listens:\n%s", out.String())
+	}
+	target, err := netip.ParseAddrPort(m[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	offers, err := discovery.Discover(context.Background(), discovery.ClientConfig{Conn: conn,
+		Targets: []netip.AddrPort{target}, PinnedFingerprint: health.Fingerprint, Timeout: 30 * time.Second, StopAfter: 1})
+	if err != nil || len(offers) != 1 || !strings.Contains(strings.Join(offers[0].URLs(), " "), "/ws/device") {
+		t.Fatalf("discover: %+v %v", offers, err)
 	}
 
 	cancel()
