@@ -38,11 +38,15 @@ func newAccessWorld(t *testing.T) *accessWorld {
 		fs.addUser(t, name, rolePassword, core.RoleRead)
 	}
 	clock := &testClock{now: t0}
-	srv, err := NewServer(Config{Store: fs, Rights: fakeRights{}, Identity: testIdentity(t), Now: clock.Now,
-		RestoreIdentity: func(*licensingid.ID) error { return nil }})
+	cfg := Config{Store: fs, Rights: fakeRights{}, Identity: testIdentity(t), Now: clock.Now,
+		RestoreIdentity: func(*licensingid.ID) error { return nil }}
+	// Scans without targets reach a test agent; magic packets a listener.
+	newDiscoveryRig(t, cfg.Identity, &cfg)
+	srv, err := NewServer(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(srv.stopScans)
 	srv.hashPassword = cheapHashOf
 	return &accessWorld{store: fs, server: srv}
 }
@@ -155,6 +159,11 @@ func accessCases(t *testing.T) map[string]accessCase {
 		"DELETE /api/v1/keys/{id}":              {role: core.RoleKeys, path: "/api/v1/keys/k-test", setup: withKey, action: "deleteKey", wantStatus: 204},
 		"GET /api/v1/client-key":                {role: core.RoleAdmin, wantStatus: 200},
 		"POST /api/v1/client-key":               {role: core.RoleAdmin, contentType: "application/octet-stream", body: string(rsaSPKI(t, 2048)), action: "setClientKey", wantStatus: 200},
+		"POST /api/v1/discovery/scan":           {role: core.RoleAdmin, contentType: json, body: `{"timeoutSeconds":0.2}`, wantStatus: 202},
+		"GET /api/v1/discovery/scan":            {role: anyRole, wantStatus: 200},
+		"GET /api/v1/discovery/devices":         {role: anyRole, wantStatus: 200},
+		"POST /api/v1/discovery/ping":           {role: core.RoleAdmin, wantStatus: 200},
+		"POST /api/v1/discovery/wake":           {role: core.RoleAdmin, contentType: json, body: `{"device":{"type":"ETHERNET","value":"00:11:22:33:44:55"}}`, wantStatus: 202},
 	}
 }
 

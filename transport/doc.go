@@ -49,7 +49,10 @@
 // OFFLINE, dropping a device DROPDEVICE, first-authentication keys KEYS
 // (even to list them, since the list can show their secrets), and
 // properties, users, the client key and the licensing ID's backup and
-// restore ADMIN, which holds every right. A caller without the right gets 403
+// restore ADMIN, which holds every right. Discovery scans, online checks
+// and Wake-on-LAN send packets on the LAN and need ADMIN; the scan's
+// progress and the discovered devices (kept in memory on the node that
+// scanned, not replicated) are views. A caller without the right gets 403
 // {"error":"access denied: needs the RESERVATIONS role","code":"access_denied"}
 // before the body is read.
 //

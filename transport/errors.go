@@ -12,6 +12,7 @@ import (
 	"github.com/tallyhq/tally/core/licensingid"
 	"github.com/tallyhq/tally/core/password"
 	"github.com/tallyhq/tally/core/version"
+	"github.com/tallyhq/tally/transport/discovery"
 )
 
 // apiError is the one error type of the API: an HTTP status, a snake_case
@@ -42,6 +43,29 @@ type rightsRefused struct{ err error }
 
 func (e *rightsRefused) Error() string { return e.err.Error() }
 func (e *rightsRefused) Unwrap() error { return e.err }
+
+// The transport's own refusals of the discovery routes. Handlers wrap them
+// with the detail; errorFor maps them.
+var (
+	// errNotAvailable: this node has no discovery responder, or no socket
+	// for magic packets (503 not_available).
+	errNotAvailable = errors.New("not available on this node")
+	// errScanRunning: a scan is already running (409 scan_running).
+	errScanRunning = errors.New("a scan is already running")
+	// errBadTarget: a scan target that is not an IP, IP:PORT or CIDR
+	// (400 bad_target).
+	errBadTarget = errors.New("bad scan target")
+	// errTooManyTargets: a scan over more addresses than one may walk
+	// (400 too_many_targets).
+	errTooManyTargets = errors.New("too many scan targets")
+	// errBadTimeout: a scan timeout out of range (400 bad_timeout).
+	errBadTimeout = errors.New("bad timeout")
+	// errNotWakeable: a wake request for a device without an ETHERNET
+	// hostid (400 not_wakeable).
+	errNotWakeable = errors.New("not wakeable")
+	// errSendFailed: no magic packet could be sent (503 send_failed).
+	errSendFailed = errors.New("sending failed")
+)
 
 // errorFor maps any error to the API error it is answered with. It is the
 // only place that decides status codes for errors: core sentinels by
@@ -140,6 +164,21 @@ func errorFor(err error) *apiError {
 
 	case errors.Is(err, core.ErrDropNotAllowed):
 		status, code = http.StatusForbidden, "drop_not_allowed"
+
+	case errors.Is(err, errNotAvailable):
+		status, code = http.StatusServiceUnavailable, "not_available"
+	case errors.Is(err, errSendFailed):
+		status, code = http.StatusServiceUnavailable, "send_failed"
+	case errors.Is(err, errScanRunning):
+		status, code = http.StatusConflict, "scan_running"
+	case errors.Is(err, errBadTarget):
+		status, code = http.StatusBadRequest, "bad_target"
+	case errors.Is(err, errTooManyTargets):
+		status, code = http.StatusBadRequest, "too_many_targets"
+	case errors.Is(err, errBadTimeout):
+		status, code = http.StatusBadRequest, "bad_timeout"
+	case errors.Is(err, errNotWakeable), errors.Is(err, discovery.ErrBadMAC):
+		status, code = http.StatusBadRequest, "not_wakeable"
 
 	case errors.As(err, new(*rightsRefused)):
 		status, code = http.StatusBadRequest, "bad_rights"

@@ -8,7 +8,9 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"sync"
 	"time"
@@ -16,6 +18,7 @@ import (
 	"github.com/tallyhq/tally/core"
 	"github.com/tallyhq/tally/core/licensingid"
 	"github.com/tallyhq/tally/core/password"
+	"github.com/tallyhq/tally/transport/discovery"
 )
 
 // RightsVerifier checks a signed rights file and returns the command that
@@ -66,6 +69,24 @@ type Config struct {
 	// the next start uses it; the running server goes on with Identity.
 	// Nil means this server cannot restore one (501).
 	RestoreIdentity func(id *licensingid.ID) error
+
+	// Discovery runs scans and online checks for the discovery routes; the
+	// caller runs its Serve loop. Nil: those routes answer 503
+	// not_available.
+	Discovery *discovery.Responder
+	// DiscoveryPort is the agents' UDP port that scans go to when a target
+	// names no port; default discovery.DefaultPort (30005).
+	DiscoveryPort uint16
+	// WakeConn is a UDP socket allowed to broadcast, for Wake-on-LAN magic
+	// packets. Nil: the wake route answers 503 not_available.
+	WakeConn net.PacketConn
+	// WakePort is the UDP port magic packets go to; default
+	// discovery.WakePort (9). Tests change it.
+	WakePort uint16
+	// BroadcastTargets returns the broadcast and directed-broadcast
+	// addresses that scans without targets and magic packets go to;
+	// default discovery.BroadcastAddrs(discovery.LocalInterfaces()).
+	BroadcastTargets func() []netip.Addr
 }
 
 // ErrConfig is wrapped by NewServer when the Config is incomplete.
@@ -97,6 +118,8 @@ type Server struct {
 		hash string
 		err  error
 	}
+	// disc holds the discovered devices and the running scan.
+	disc *discoveryState
 }
 
 // route is one registered endpoint.
@@ -141,6 +164,15 @@ func NewServer(cfg Config) (*Server, error) {
 	if cfg.Hostname == "" {
 		cfg.Hostname = cfg.NodeID
 	}
+	if cfg.DiscoveryPort == 0 {
+		cfg.DiscoveryPort = discovery.DefaultPort
+	}
+	if cfg.WakePort == 0 {
+		cfg.WakePort = discovery.WakePort
+	}
+	if cfg.BroadcastTargets == nil {
+		cfg.BroadcastTargets = localBroadcastAddrs
+	}
 	s := &Server{
 		cfg:         cfg,
 		log:         cfg.Logger,
@@ -151,6 +183,7 @@ func NewServer(cfg Config) (*Server, error) {
 		metrics:     newHTTPMetrics(),
 		kdf:         make(chan struct{}, kdfSlots),
 		idKDF:       make(chan struct{}, 1),
+		disc:        newDiscoveryState(),
 	}
 	s.hashPassword = func(pw string) (string, error) { return password.Hash(pw, cfg.Random) }
 	s.routes = s.routeTable()
@@ -233,6 +266,14 @@ func (s *Server) routeTable() []route {
 		{method: "DELETE", path: "/api/v1/keys/{id}", role: keys, handler: s.deleteKey},
 		{method: "GET", path: "/api/v1/client-key", role: admin, handler: s.getClientKey},
 		{method: "POST", path: "/api/v1/client-key", role: admin, handler: s.uploadClientKey},
+
+		// Discovery sends packets on the LAN: scans, online checks and
+		// magic packets are for ADMIN; what was found is a view.
+		{method: "POST", path: "/api/v1/discovery/scan", role: admin, handler: s.startScan},
+		{method: "GET", path: "/api/v1/discovery/scan", role: anyRole, handler: s.scanStatus},
+		{method: "GET", path: "/api/v1/discovery/devices", role: anyRole, handler: s.listDiscovered},
+		{method: "POST", path: "/api/v1/discovery/ping", role: admin, handler: s.pingDiscovered},
+		{method: "POST", path: "/api/v1/discovery/wake", role: admin, handler: s.wake},
 	}
 }
 

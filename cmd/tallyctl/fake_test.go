@@ -50,6 +50,7 @@ type fakeServer struct {
 	bodies      map[string]string
 	model       string
 	auditBroken bool
+	scanPolls   int // GET /api/v1/discovery/scan answers since the scan started
 }
 
 var (
@@ -330,6 +331,7 @@ func newFakeServer(t *testing.T) *fakeServer {
 	})
 
 	f.addKeyRoutes(authed)
+	f.addDiscoveryRoutes(authed)
 
 	f.Server = httptest.NewUnstartedServer(mux)
 	f.Config.ErrorLog = log.New(io.Discard, "", 0) // the TLS tests make handshakes fail on purpose

@@ -99,6 +99,16 @@ Server commands:
                                           key, DER or PEM (ADMIN)
   client-key show                         whether a client key is installed, and its
                                           fingerprint (ADMIN)
+  scan [--target CIDR|IP[:PORT]]... [--timeout D]
+                                          find devices on the LAN (UDP 30005): scan the
+                                          broadcast addresses or the targets (a CIDR at
+                                          most 4096 addresses; :PORT for tests), show the
+                                          progress on stderr, then the devices (ADMIN)
+  discovered [--page P] [--page-size S]   the devices scans found, kept in memory on
+                                          the node that scanned
+  ping                                    check which discovered devices are online (ADMIN)
+  wake MAC | wake TYPE VALUE              send a Wake-on-LAN magic packet to UDP port 9
+                                          on the broadcast addresses; ETHERNET only (ADMIN)
 
 Producer commands (no server):
   producer keygen --out PREFIX            write PREFIX.key (0600) and PREFIX.pub
@@ -229,6 +239,14 @@ func (c *cli) run(args []string) error {
 		return c.keys(rest)
 	case "client-key":
 		return c.clientKey(rest)
+	case "scan":
+		return c.scan(rest)
+	case "discovered":
+		return c.discovered(rest)
+	case "ping":
+		return c.ping(rest)
+	case "wake":
+		return c.wake(rest)
 	case "producer":
 		return c.producer(rest)
 	}
