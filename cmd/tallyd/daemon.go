@@ -134,6 +134,16 @@ func start(cfg config, log *slog.Logger, logs *logSwitch, getenv func(string) st
 		return fail(err)
 	}
 	notify.Store(d.devices)
+	addr := net.JoinHostPort(cfg.Bind, fmt.Sprint(cfg.HTTPSPort))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fail(fmt.Errorf("listen on %s: %w", addr, err))
+	}
+	httpsPort, _ := strconv.Atoi(portOf(ln))
+	if d.presence, err = startPresence(cfg, main, httpsPort, log); err != nil {
+		ln.Close()
+		return fail(err)
+	}
 	api, err := transport.NewServer(transport.Config{
 		Store:    node,
 		Rights:   verifier,
@@ -146,26 +156,21 @@ func start(cfg config, log *slog.Logger, logs *logSwitch, getenv func(string) st
 		NodeID:   cfg.NodeID,
 		Leader:   func() bool { return node.Status().State == "Leader" },
 		Devices:  d.devices,
-		Metrics:  []func(io.Writer){node.WriteMetrics, d.devices.WriteMetrics},
+		Metrics:  []func(io.Writer){node.WriteMetrics, d.devices.WriteMetrics, func(w io.Writer) { d.presence.responder.WriteMetrics(w) }},
+		// Scans, online checks and wakes go out from this node.
+		Discovery:     d.presence.responder,
+		DiscoveryPort: uint16(cfg.DiscoveryPort),
+		WakeConn:      d.presence.wake,
 		// A restored licensing ID becomes the main one in the store and
 		// this node's local one in the data directory; it signs from the
 		// next start.
 		RestoreIdentity: (&identityRestorer{dataDir: cfg.DataDir, store: node, nodeID: cfg.NodeID}).restore,
 	})
 	if err != nil {
-		return fail(err)
-	}
-
-	addr := net.JoinHostPort(cfg.Bind, fmt.Sprint(cfg.HTTPSPort))
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fail(fmt.Errorf("listen on %s: %w", addr, err))
-	}
-	httpsPort, _ := strconv.Atoi(portOf(ln))
-	if d.presence, err = startPresence(cfg, main, httpsPort, log); err != nil {
 		ln.Close()
 		return fail(err)
 	}
+
 	d.http = httpServer(api.Handler(), cert, transport.TLSConfig, log)
 	d.listener = tls.NewListener(ln, d.http.TLSConfig)
 	host := cfg.Bind

@@ -20,6 +20,7 @@ import (
 // and the mDNS responder announcing _tally._tcp.
 type presence struct {
 	conn      net.PacketConn
+	wake      net.PacketConn // sends Wake-on-LAN magic packets
 	responder *discovery.Responder
 	mdns      *mdns.Responder
 	cancel    context.CancelFunc
@@ -57,8 +58,13 @@ func startPresence(cfg config, main *licensingid.ID, httpsPort int, log *slog.Lo
 		conn.Close()
 		return nil, err
 	}
+	wake, err := net.ListenPacket("udp4", net.JoinHostPort(cfg.Bind, "0"))
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("open the Wake-on-LAN socket: %w", err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	p := &presence{conn: conn, responder: responder, cancel: cancel, done: make(chan struct{})}
+	p := &presence{conn: conn, wake: wake, responder: responder, cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(p.done)
 		if err := responder.Serve(ctx); err != nil {
@@ -143,5 +149,6 @@ func (p *presence) close() {
 	}
 	p.cancel()
 	p.conn.Close()
+	p.wake.Close()
 	<-p.done
 }
