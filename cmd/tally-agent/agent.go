@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/tallyhq/tally/transport/deviceproto"
+	"github.com/tallyhq/tally/transport/discovery"
 )
 
 // options are the global flags.
@@ -35,6 +36,11 @@ type options struct {
 	timeout     time.Duration
 	borrow      time.Duration
 	keyFile     string
+
+	// Discovery, for --server discover and the discover command.
+	targets          targetsFlag
+	discoveryPort    uint16
+	discoveryTimeout time.Duration
 }
 
 // usageError is a mistake on the command line.
@@ -44,15 +50,30 @@ func (e *usageError) Error() string { return e.msg }
 
 func usagef(format string, args ...any) error { return &usageError{fmt.Sprintf(format, args...)} }
 
-const usage = `usage: tally-agent [--server wss://HOST:8443] [--ca FILE | --fingerprint FP | --insecure]
+const usage = `usage: tally-agent [--server wss://HOST:8443 | discover] [--ca FILE | --fingerprint FP | --insecure]
                    [--identity FP] [--hostid VALUE --hostid-type TYPE --alias A] [--key-file FILE]
-                   [--borrow D] [--json] COMMAND
+                   [--borrow D] [--target HOST[:PORT]]... [--discovery-port 30005]
+                   [--discovery-timeout D] [--json] COMMAND
 commands: hello | onboard --key KEY | checkout NAME VERSION COUNT | renew NAME VERSION COUNT
           | return NAME [VERSION] | status
-          | load --devices N --duration D [--feature NAME --version V] [--onboard-key KEY]`
+          | discover [--timeout D] [--mdns] [--target HOST[:PORT]]... [--discovery-port P]
+          | listen [--port 30005] [--bind IP] [--no-hw]
+          | load --devices N --duration D [--feature NAME --version V] [--onboard-key KEY]
+--server discover finds the server on the LAN first (UDP DISCOVER to 255.255.255.255, each
+interface's broadcast and every --target) and connects to the leader's endpoint, then the
+others; the device protocol pins the licensing ID the OFFER was verified with (--identity, or
+the one pinned on first use in $HOME/.tally-agent/server.fingerprint). The OFFER does not carry
+the TLS certificate: give --ca, --fingerprint or --insecure as with any --server (else the
+system roots are used).`
 
 // run runs the agent with args and returns the exit code.
 func run(args []string, stdout, stderr io.Writer) int {
+	return runContext(context.Background(), args, stdout, stderr)
+}
+
+// runContext is run ending listen (and cutting other commands short) when
+// ctx ends.
+func runContext(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("tally-agent", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	var o options
@@ -69,6 +90,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&o.timeout, "timeout", 30*time.Second, "time limit of a command (not of load)")
 	fs.DurationVar(&o.borrow, "borrow", 0, "lease length to ask for in checkout and renew, whole seconds (default: the server's)")
 	fs.StringVar(&o.keyFile, "key-file", "", "the device key (PKCS#8 PEM; default $HOME/.tally-agent/HOSTID.key)")
+	fs.Var(&o.targets, "target", "with --server discover, also send DISCOVER to HOST[:PORT] (repeatable)")
+	discoveryPort := fs.Uint("discovery-port", discovery.DefaultPort, "UDP port of the servers' discovery")
+	fs.DurationVar(&o.discoveryTimeout, "discovery-timeout", discovery.DefaultDiscoverTimeout, "how long --server discover listens for offers")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprintln(stdout, usage)
@@ -81,7 +105,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "tally-agent: --borrow %s: give at least one second\n", o.borrow)
 		return 2
 	}
-	err := explainAuth(dispatch(o, fs.Args(), stdout))
+	if *discoveryPort == 0 || *discoveryPort > 65535 || o.discoveryTimeout <= 0 {
+		fmt.Fprintf(stderr, "tally-agent: --discovery-port must be from 1 to 65535 and --discovery-timeout positive\n")
+		return 2
+	}
+	o.discoveryPort = uint16(*discoveryPort)
+	err := explainAuth(dispatch(ctx, o, fs.Args(), stdout, stderr))
 	if err == nil {
 		return 0
 	}
@@ -93,18 +122,24 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return 1
 }
 
-func dispatch(o options, args []string, stdout io.Writer) error {
+func dispatch(ctx context.Context, o options, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return usagef("no command; try hello, onboard, checkout, renew, return, status or load")
+		return usagef("no command; try hello, onboard, checkout, renew, return, status, discover, listen or load")
 	}
 	cmd, args := args[0], args[1:]
 	switch cmd {
 	case "load":
-		return runLoad(o, args, stdout)
+		return runLoad(ctx, o, args, stdout, stderr)
 	case "onboard":
-		return runOnboard(o, args, stdout)
+		return runOnboard(ctx, o, args, stdout, stderr)
+	case "listen":
+		return runListen(ctx, o, args, stdout, stderr)
+	case "discover":
+		ctx, cancel := context.WithTimeout(ctx, o.timeout)
+		defer cancel()
+		return runDiscover(ctx, o, args, stdout, stderr)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
+	ctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
 	wantArgs := map[string][2]int{"hello": {0, 0}, "status": {0, 0}, "checkout": {3, 3}, "renew": {3, 3}, "return": {1, 2}}
 	n, ok := wantArgs[cmd]
@@ -127,14 +162,15 @@ func dispatch(o options, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	url, err := deviceURL(o.server)
-	if err != nil {
-		return err
+	if o.server != serverDiscover {
+		if _, err := deviceURL(o.server); err != nil {
+			return err
+		}
 	}
 	if cfg.Key, err = existingDeviceKey(o, cfg.Hello); err != nil {
 		return err
 	}
-	c, err := deviceproto.Dial(ctx, url, cfg)
+	c, err := connect(ctx, o, cfg, stderr)
 	if err != nil {
 		return err
 	}
@@ -191,7 +227,7 @@ func dispatch(o options, args []string, stdout io.Writer) error {
 // device key comes from the key file; when there is none, a new ECDSA
 // P-256 key is made and saved (mode 0600) before the server is asked, so a
 // device is never onboarded with a key that was not kept.
-func runOnboard(o options, args []string, stdout io.Writer) error {
+func runOnboard(ctx context.Context, o options, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("onboard", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	secret := fs.String("key", "", "the first-authentication key")
@@ -205,9 +241,10 @@ func runOnboard(o options, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	url, err := deviceURL(o.server)
-	if err != nil {
-		return err
+	if o.server != serverDiscover {
+		if _, err := deviceURL(o.server); err != nil {
+			return err
+		}
 	}
 	path, _, err := keyFilePath(o, cfg.Hello)
 	if err != nil {
@@ -221,9 +258,9 @@ func runOnboard(o options, args []string, stdout io.Writer) error {
 		return err
 	}
 	cfg.Key, cfg.ManualAuthentication = key, true
-	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
+	ctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
-	c, err := deviceproto.Dial(ctx, url, cfg)
+	c, err := connect(ctx, o, cfg, stderr)
 	if err != nil {
 		return err
 	}

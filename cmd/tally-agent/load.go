@@ -37,7 +37,7 @@ type loadReport struct {
 // with --onboard-key when given); each loops checkout of count 1 then
 // return for --duration. Latency is that of each
 // request (checkout or return), measured at the device.
-func runLoad(o options, args []string, stdout io.Writer) error {
+func runLoad(ctx context.Context, o options, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("load", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	devices := fs.Int("devices", 10, "concurrent device connections")
@@ -61,9 +61,17 @@ func runLoad(o options, args []string, stdout io.Writer) error {
 		return err
 	}
 	base.SkipSignatureCheck = !*verify
-	url, err := deviceURL(o.server)
+	// With --server discover every device uses the first endpoint (the
+	// leader's) and pins the licensing ID the offer was verified with.
+	discoverCtx, cancelDiscover := context.WithTimeout(ctx, o.timeout)
+	urls, identity, commit, err := serverURLs(discoverCtx, o, stderr)
+	cancelDiscover()
 	if err != nil {
 		return err
+	}
+	url := urls[0]
+	if identity != "" {
+		base.VerifyFingerprint = identity
 	}
 	prefix := base.Hello.HostIDs[0].Value
 	if o.hostid == "" {
@@ -135,6 +143,9 @@ func runLoad(o options, args []string, stdout io.Writer) error {
 	}
 	if rep.Connected == 0 {
 		return fmt.Errorf("no device connected: %w", firstErr)
+	}
+	if err := commit(); err != nil {
+		return err
 	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), *duration)
