@@ -1,0 +1,158 @@
+package main
+
+import (
+	"bufio"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestLANPresence runs the real binaries on a real broadcast domain: three
+// network namespaces on a bridge, tallyd in the first, a device agent
+// answering scans in each of the others. A device finds the server by
+// broadcast and checks out through what it found; the administrator's
+// scan finds both devices and the online check sees them.
+func TestLANPresence(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts real processes in network namespaces")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to create network namespaces")
+	}
+	ipCmd, err := exec.LookPath("ip")
+	if err != nil {
+		t.Skip("needs the ip command (iproute2)")
+	}
+	bin := buildBinaries(t)
+	var r [3]byte
+	rand.Read(r[:])
+	suffix := hex.EncodeToString(r[:])
+	ip := func(args ...string) {
+		t.Helper()
+		if out, err := exec.Command(ipCmd, args...).CombinedOutput(); err != nil {
+			t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
+		}
+	}
+	bridge := "tlanbr-" + suffix
+	if out, err := exec.Command(ipCmd, "netns", "add", bridge).CombinedOutput(); err != nil {
+		t.Skipf("cannot create a network namespace here: %v: %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command(ipCmd, "netns", "del", bridge).Run() })
+	ip("-n", bridge, "link", "add", "br0", "type", "bridge")
+	ip("-n", bridge, "link", "set", "br0", "up")
+	ns := make([]string, 3)
+	for i := range ns {
+		ns[i] = fmt.Sprintf("tlan%d-%s", i, suffix)
+		name := ns[i]
+		ip("netns", "add", name)
+		t.Cleanup(func() { exec.Command(ipCmd, "netns", "del", name).Run() })
+		port := fmt.Sprintf("p%d", i)
+		ip("-n", bridge, "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", name)
+		ip("-n", bridge, "link", "set", port, "master", "br0", "up")
+		ip("-n", name, "link", "set", "lo", "up")
+		ip("-n", name, "addr", "add", fmt.Sprintf("10.78.0.%d/24", i+1), "brd", "+", "dev", "eth0")
+		ip("-n", name, "link", "set", "eth0", "up")
+	}
+	for _, name := range ns {
+		up := false
+		for range 1000 {
+			out, _ := exec.Command(ipCmd, "-n", name, "-o", "link", "show", "eth0").Output()
+			if up = strings.Contains(string(out), "LOWER_UP"); up {
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		if !up {
+			t.Fatalf("eth0 in %s never came up", name)
+		}
+	}
+	work := t.TempDir()
+	home := filepath.Join(work, "home")
+	env := append(os.Environ(), "HOME="+home, "TALLY_ADMIN_PASSWORD=lan test password")
+	in := func(name, prog string, args ...string) *exec.Cmd {
+		cmd := exec.Command(ipCmd, append([]string{"netns", "exec", name, filepath.Join(bin, prog)}, args...)...)
+		cmd.Env = env
+		return cmd
+	}
+	run := func(name, prog string, args ...string) string {
+		t.Helper()
+		out, err := in(name, prog, args...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s %s in %s: %v\n%s", prog, strings.Join(args, " "), name, err, out)
+		}
+		return string(out)
+	}
+	background := func(cmd *exec.Cmd) {
+		t.Cleanup(func() {
+			cmd.Process.Kill()
+			cmd.Wait()
+		})
+	}
+
+	// The server, on every address of its namespace.
+	server := in(ns[0], "tallyd", "--dev", "--bind", "0.0.0.0", "--data-dir", filepath.Join(work, "data"), "--node-id", "lan1")
+	stdout, err := server.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	server.Stderr = os.Stderr
+	if err := server.Start(); err != nil {
+		t.Fatal(err)
+	}
+	background(server)
+	var fingerprint string
+	sc := bufio.NewScanner(stdout)
+	for fingerprint == "" && sc.Scan() {
+		if fp, ok := strings.CutPrefix(sc.Text(), "Licensing ID fingerprint: "); ok {
+			fingerprint = fp
+		}
+	}
+	if fingerprint == "" {
+		t.Fatal("tallyd did not start")
+	}
+	go func() {
+		for sc.Scan() {
+		}
+	}()
+
+	// Two devices answer scans and pings.
+	for i, name := range ns[1:] {
+		listen := in(name, "tally-agent", "--hostid", fmt.Sprintf("lan-device-%d", i+1), "listen", "--no-hw")
+		if err := listen.Start(); err != nil {
+			t.Fatal(err)
+		}
+		background(listen)
+	}
+
+	// A device finds the server by broadcast and checks out through it.
+	out := run(ns[1], "tally-agent", "--identity", fingerprint, "--hostid", "lan-device-1", "discover", "--timeout", "3s")
+	if !strings.Contains(out, "wss://10.78.0.1:8443/ws/device") {
+		t.Fatalf("discover found no offer from 10.78.0.1:\n%s", out)
+	}
+	out = run(ns[1], "tally-agent", "--server", "discover", "--insecure", "--identity", fingerprint,
+		"--hostid", "lan-device-1", "checkout", "cad", "1.0", "2")
+	if !strings.Contains(out, "cad 1.0: 2 held") {
+		t.Fatalf("checkout through discovery:\n%s", out)
+	}
+
+	// The administrator's scan, by broadcast, finds both devices, and the
+	// online check reaches them.
+	ctl := []string{"--server", "https://127.0.0.1:8443", "--insecure"}
+	env = append(env, "TALLY_PASSWORD=lan test password")
+	out = run(ns[0], "tallyctl", append(ctl, "scan", "--timeout", "3s")...)
+	for _, want := range []string{"lan-device-1", "lan-device-2", "10.78.0.2", "10.78.0.3"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("scan lacks %s:\n%s", want, out)
+		}
+	}
+	out = run(ns[0], "tallyctl", append(ctl, "ping")...)
+	if !strings.Contains(out, "2 of 2") {
+		t.Fatalf("ping:\n%s", out)
+	}
+}
