@@ -18,6 +18,7 @@ import (
 	"github.com/tallyhq/tally/transport/device"
 	"github.com/tallyhq/tally/transport/device/devicetest"
 	"github.com/tallyhq/tally/transport/discovery"
+	"github.com/tallyhq/tally/transport/mdns"
 )
 
 // startResponder runs a discovery Responder on 127.0.0.1 signing with the
@@ -312,5 +313,30 @@ func TestDiscoveryUsageErrors(t *testing.T) {
 		if r.code != 2 || !strings.HasPrefix(r.stderr, "tally-agent: ") {
 			t.Errorf("%q: %+v", args, r)
 		}
+	}
+}
+
+// TestDiscoverBrowsesMDNS: with --mdns the agent lists the servers that
+// announce _tally._tcp; it still fails when none answers a verified OFFER.
+func TestDiscoverBrowsesMDNS(t *testing.T) {
+	t.Setenv("HOME", t.TempDir())
+	responder, err := mdns.NewResponder(mdns.Config{
+		Instance: "Tally on mdns-test",
+		Host:     "tally-mdns-test.local.",
+		Services: []mdns.Service{{Type: "_tally._tcp", Port: 8443, TXT: map[string]string{"fp": "AB:CD", "v": "1"}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := responder.Start(ctx); err != nil {
+		t.Skipf("no multicast interface to announce on here: %v", err)
+	}
+	defer responder.Close()
+	// No server answers DISCOVER at this target; mDNS still finds one.
+	r := agent(t, "--hostid", "browser", "discover", "--mdns", "--timeout", "3s", "--target", "127.0.0.1:9")
+	if r.code != 1 || !strings.Contains(r.stdout, "Tally on mdns-test") || !strings.Contains(r.stdout, "8443") {
+		t.Fatalf("discover --mdns: %+v", r)
 	}
 }
