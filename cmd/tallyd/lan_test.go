@@ -155,4 +155,38 @@ func TestLANPresence(t *testing.T) {
 	if !strings.Contains(out, "2 of 2") {
 		t.Fatalf("ping:\n%s", out)
 	}
+
+	// Wake-on-LAN through the API: tshark in a device's namespace decodes
+	// the magic packet for the right MAC.
+	tshark, err := exec.LookPath("tshark")
+	if err != nil {
+		t.Log("no tshark: the magic packet is not captured")
+		return
+	}
+	capture := exec.Command(ipCmd, "netns", "exec", ns[2], "timeout", "60", tshark, "-l", "-i", "eth0", "-c", "1",
+		"-f", "udp dst port 9", "-Y", "wol", "-T", "fields", "-e", "wol.mac")
+	var captured strings.Builder
+	capture.Stdout = &captured
+	progress, err := capture.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := capture.Start(); err != nil {
+		t.Fatal(err)
+	}
+	background(capture)
+	ready := bufio.NewScanner(progress)
+	for ready.Scan() && !strings.Contains(ready.Text(), "Capturing on") {
+	}
+	go func() {
+		for ready.Scan() {
+		}
+	}()
+	run(ns[0], "tallyctl", append(ctl, "wake", "02:00:00:aa:bb:cc")...)
+	capture.Wait()
+	// tshark prints the MAC once for each of its 16 repetitions.
+	got := strings.Split(strings.TrimSpace(captured.String()), ",")
+	if len(got) != 16 || got[0] != "02:00:00:aa:bb:cc" || strings.Count(captured.String(), got[0]) != 16 {
+		t.Fatalf("tshark decoded %q as the woken MAC", captured.String())
+	}
 }
