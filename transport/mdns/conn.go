@@ -7,7 +7,9 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"sync"
 	"syscall"
+	"time"
 
 	"golang.org/x/net/ipv4"
 	"golang.org/x/net/ipv6"
@@ -114,53 +116,47 @@ func openSockets(ctx context.Context, listen ListenFunc, ifaces []net.Interface,
 // serve reads packets from both sockets and hands them to handle until
 // the sockets are closed. It returns when both readers have stopped.
 func (s *sockets) serve(handle func(packet)) {
-	done := make(chan struct{}, 2)
-	n := 0
+	var readers []func([]byte) (int, int, net.Addr, error)
 	if s.v4 != nil {
-		n++
-		go func() {
-			defer func() { done <- struct{}{} }()
-			buf := make([]byte, 9000)
-			for {
-				k, cm, src, err := s.v4.ReadFrom(buf)
-				if err != nil {
-					if errors.Is(err, net.ErrClosed) {
-						return
-					}
-					continue
-				}
-				p := packet{data: append([]byte(nil), buf[:k]...), src: addrPort(src)}
-				if cm != nil {
-					p.ifIndex = cm.IfIndex
-				}
-				handle(p)
+		readers = append(readers, func(b []byte) (int, int, net.Addr, error) {
+			k, cm, src, err := s.v4.ReadFrom(b)
+			if cm != nil {
+				return k, cm.IfIndex, src, err
 			}
-		}()
+			return k, 0, src, err
+		})
 	}
 	if s.v6 != nil {
-		n++
+		readers = append(readers, func(b []byte) (int, int, net.Addr, error) {
+			k, cm, src, err := s.v6.ReadFrom(b)
+			if cm != nil {
+				return k, cm.IfIndex, src, err
+			}
+			return k, 0, src, err
+		})
+	}
+	var wg sync.WaitGroup
+	for _, read := range readers {
+		wg.Add(1)
 		go func() {
-			defer func() { done <- struct{}{} }()
+			defer wg.Done()
 			buf := make([]byte, 9000)
 			for {
-				k, cm, src, err := s.v6.ReadFrom(buf)
+				k, ifIndex, src, err := read(buf)
+				if errors.Is(err, net.ErrClosed) {
+					return
+				}
 				if err != nil {
-					if errors.Is(err, net.ErrClosed) {
-						return
-					}
+					// A failed read (an ICMP error reported on the
+					// socket, say) is not worth spinning on.
+					time.Sleep(10 * time.Millisecond)
 					continue
 				}
-				p := packet{data: append([]byte(nil), buf[:k]...), src: addrPort(src)}
-				if cm != nil {
-					p.ifIndex = cm.IfIndex
-				}
-				handle(p)
+				handle(packet{data: append([]byte(nil), buf[:k]...), src: addrPort(src), ifIndex: ifIndex})
 			}
 		}()
 	}
-	for range n {
-		<-done
-	}
+	wg.Wait()
 }
 
 // send writes b to dst. A multicast dst goes out on interface ifIndex, or
