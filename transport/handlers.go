@@ -103,8 +103,26 @@ func (s *Server) featureDetails(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// deviceRow is a row of the Devices view with its online state, which
+// the node that holds the device's connection knows, not the state.
+type deviceRow struct {
+	core.DeviceSummary
+	Online bool `json:"online"`
+}
+
+func (s *Server) online(id hostid.HostID) bool {
+	return s.cfg.Online != nil && s.cfg.Online(id)
+}
+
 func (s *Server) listDevices(w http.ResponseWriter, r *http.Request) error {
-	return listPaged(s, w, r, (*core.State).Devices)
+	return listPaged(s, w, r, func(st *core.State) []deviceRow {
+		devices := st.Devices()
+		rows := make([]deviceRow, len(devices))
+		for i, d := range devices {
+			rows[i] = deviceRow{DeviceSummary: d, Online: s.online(d.ID)}
+		}
+		return rows
+	})
 }
 
 // deviceID reads the {type}/{value} of a device path in canonical form.
@@ -125,7 +143,10 @@ func (s *Server) deviceDetails(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, d)
+	writeJSON(w, http.StatusOK, struct {
+		core.DeviceDetail
+		Online bool `json:"online"`
+	}{d, s.online(d.Info.ID)})
 	return nil
 }
 

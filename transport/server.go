@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/tallyhq/tally/core"
+	"github.com/tallyhq/tally/core/hostid"
 	"github.com/tallyhq/tally/core/licensingid"
 	"github.com/tallyhq/tally/core/password"
 	"github.com/tallyhq/tally/transport/discovery"
@@ -87,6 +88,9 @@ type Config struct {
 	// addresses that scans without targets and magic packets go to;
 	// default discovery.BroadcastAddrs(discovery.LocalInterfaces()).
 	BroadcastTargets func() []netip.Addr
+	// Online tells whether a device holds a live connection to this node,
+	// for the devices views; nil shows every device offline.
+	Online func(hostid.HostID) bool
 }
 
 // ErrConfig is wrapped by NewServer when the Config is incomplete.

@@ -222,7 +222,7 @@ func (c *cli) devices(args []string) error {
 	if err != nil {
 		return err
 	}
-	var p page[core.DeviceSummary]
+	var p page[deviceRow]
 	return c.get(apiPath("devices"), q, &p, func() {
 		printDevices(c.stdout, p.Items)
 		c.footer("devices", len(p.Items), p.Total, p.Page)

@@ -117,13 +117,23 @@ func printFeatureDetail(out io.Writer, d core.FeatureDetail) {
 	}
 }
 
-func printDevices(out io.Writer, items []core.DeviceSummary) {
+// deviceRow is a row of the Devices view as the API sends it.
+type deviceRow struct {
+	core.DeviceSummary
+	Online bool `json:"online"`
+}
+
+func printDevices(out io.Writer, items []deviceRow) {
 	rows := make([][]string, 0, len(items))
 	for _, d := range items {
+		online := "offline"
+		if d.Online {
+			online = "online"
+		}
 		rows = append(rows, []string{d.ID.Value, d.ID.Type.String(), d.Type.String(), dash(d.Alias),
-			dash(d.Pool), stamp(d.LastSeen, "-"), stamp(d.Expiry, "-")})
+			online, dash(d.Pool), stamp(d.LastSeen, "-"), stamp(d.Expiry, "-")})
 	}
-	table(out, "DEVICE ID\tID TYPE\tDEVICE TYPE\tALIAS\tPOOL\tLAST SEEN\tDEVICE EXPIRY", rows)
+	table(out, "DEVICE ID\tID TYPE\tDEVICE TYPE\tALIAS\tSTATE\tPOOL\tLAST SEEN\tDEVICE EXPIRY", rows)
 }
 
 func printDeviceDetail(out io.Writer, d core.DeviceDetail) {

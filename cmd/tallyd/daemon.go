@@ -156,6 +156,7 @@ func start(cfg config, log *slog.Logger, logs *logSwitch, getenv func(string) st
 		NodeID:   cfg.NodeID,
 		Leader:   func() bool { return node.Status().State == "Leader" },
 		Devices:  d.devices,
+		Online:   d.devices.Connected,
 		Metrics:  []func(io.Writer){node.WriteMetrics, d.devices.WriteMetrics, func(w io.Writer) { d.presence.responder.WriteMetrics(w) }},
 		// Scans, online checks and wakes go out from this node.
 		Discovery:     d.presence.responder,

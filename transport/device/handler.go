@@ -173,6 +173,14 @@ func (h *Handler) register(c *conn, device hostid.HostID) {
 
 // unregister forgets c; it reports whether another connection still speaks
 // for device.
+// Connected reports whether the device has a connection to this node that
+// has said hello (and authenticated, when the device is onboarded).
+func (h *Handler) Connected(device hostid.HostID) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.byDevice[device]) > 0
+}
+
 func (h *Handler) unregister(c *conn, device hostid.HostID, registered bool) (others bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
