@@ -670,24 +670,3 @@ func TestOnboardRace(t *testing.T) {
 }
 
 func decode(b []byte, v any) error { return json.Unmarshal(b, v) }
-
-// TestConnected: a device is connected from its hello until its last
-// connection closes.
-func TestConnected(t *testing.T) {
-	srv := devicetest.NewServer(t, device.Config{})
-	id := sid("online-1")
-	if srv.Handler.Connected(id) {
-		t.Fatal("connected before any hello")
-	}
-	c := mustDialKey(t, srv, "online-1", nil)
-	if !srv.Handler.Connected(id) {
-		t.Fatal("not connected after hello")
-	}
-	c.Close()
-	for i := 0; srv.Handler.Connected(id); i++ {
-		if i == 1000 {
-			t.Fatal("still connected after the connection closed")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
