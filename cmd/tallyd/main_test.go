@@ -20,6 +20,7 @@ import (
 
 	"github.com/tallyhq/tally/core"
 	"github.com/tallyhq/tally/core/password"
+	"github.com/tallyhq/tally/transport/device/devicetest"
 	"github.com/tallyhq/tally/transport/discovery"
 )
 
@@ -159,31 +160,11 @@ func TestDevServesAndStops(t *testing.T) {
 	}
 }
 
-// memStore is a core.Store over a State in memory.
-type memStore struct {
-	mu    sync.Mutex
-	state *core.State
-	seq   uint64
-}
-
-func (m *memStore) Apply(ctx context.Context, c core.Command) (core.Result, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.seq++
-	return m.state.Apply(core.Request{ID: core.RequestID{Session: 1, Seq: m.seq}, At: time.Now(), Command: c})
-}
-
-func (m *memStore) Read(ctx context.Context, fn func(*core.State) error) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return fn(m.state)
-}
-
 // TestBootstrapAccess checks the first start's administrator and token
 // key, their audit records, and that a later start changes nothing and
 // writes no password file.
 func TestBootstrapAccess(t *testing.T) {
-	store := &memStore{state: core.New(core.Config{})}
+	store := devicetest.NewStore(time.Now)
 	env := func(k string) string {
 		if k == "TALLY_ADMIN_PASSWORD" {
 			return "first start password"
