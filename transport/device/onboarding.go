@@ -129,23 +129,35 @@ func (c *conn) saidHello() (core.DeviceInfo, bool) {
 	return c.info, c.said
 }
 
+// attempt starts an onboard or authenticate: the address must not be over
+// its failure limit, the connection must have said hello, and the body must
+// decode into msg. When it reports !ok the attempt has been answered and end
+// says whether the connection ends.
+func (c *conn) attempt(env deviceproto.Envelope, msg any) (info core.DeviceInfo, ok, end bool) {
+	if c.sourceLimited(env.ID) {
+		return info, false, true
+	}
+	info, said := c.saidHello()
+	if !said {
+		c.replyError(env.ID, newError(deviceproto.CodeHelloRequired, "say hello first"))
+		return info, false, false
+	}
+	if err := decodeBody(env.Body, msg); err != nil {
+		return info, false, c.refuse(env.ID, err)
+	}
+	return info, true, false
+}
+
 // onboard checks that the device holds the key it presents, then applies
 // core.Onboard, which decides whether the first-authentication key may
 // onboard it.
 func (c *conn) onboard(env deviceproto.Envelope) (end bool) {
-	if c.sourceLimited(env.ID) {
-		return true
+	var msg deviceproto.Onboard
+	info, ok, end := c.attempt(env, &msg)
+	if !ok {
+		return end
 	}
 	h := c.h
-	info, ok := c.saidHello()
-	if !ok {
-		c.replyError(env.ID, newError(deviceproto.CodeHelloRequired, "say hello first"))
-		return false
-	}
-	var msg deviceproto.Onboard
-	if err := decodeBody(env.Body, &msg); err != nil {
-		return c.refuse(env.ID, err)
-	}
 	if len(msg.PublicKey) == 0 || len(msg.PublicKey) > core.MaxDevicePublicKey {
 		return c.refuse(env.ID, newError(deviceproto.CodeInvalidKey,
 			fmt.Sprintf("publicKey has %d bytes; want a DER SubjectPublicKeyInfo of at most %d", len(msg.PublicKey), core.MaxDevicePublicKey)))
@@ -180,19 +192,12 @@ func (c *conn) onboard(env deviceproto.Envelope) (end bool) {
 // authenticate checks the device's signature over the challenge against
 // its credential. A hello that waited for it is applied then.
 func (c *conn) authenticate(env deviceproto.Envelope) (end bool) {
-	if c.sourceLimited(env.ID) {
-		return true
+	var msg deviceproto.Authenticate
+	info, ok, end := c.attempt(env, &msg)
+	if !ok {
+		return end
 	}
 	h := c.h
-	info, ok := c.saidHello()
-	if !ok {
-		c.replyError(env.ID, newError(deviceproto.CodeHelloRequired, "say hello first"))
-		return false
-	}
-	var msg deviceproto.Authenticate
-	if err := decodeBody(env.Body, &msg); err != nil {
-		return c.refuse(env.ID, err)
-	}
 	ctx, cancel := context.WithTimeout(h.ctx, h.cfg.ApplyTimeout)
 	defer cancel()
 	gen := h.onboards.Load()
