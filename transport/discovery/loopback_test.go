@@ -51,7 +51,10 @@ func TestDiscoverOffer(t *testing.T) {
 	if got := o.URLs()[0]; got != "wss://10.0.0.3:8443/ws/device" {
 		t.Fatalf("first URL %s, want the leader's", got)
 	}
-	if r.counters.received[TypeDiscover].Load() != 1 || r.counters.sent[TypeOffer].Load() != 1 {
+	// The offer is counted once it has been sent, which may be just after
+	// it arrived here.
+	waitFor(t, "the offer to be counted", func() bool { return r.counters.sent[TypeOffer].Load() == 1 })
+	if r.counters.received[TypeDiscover].Load() != 1 {
 		t.Fatalf("counters: %s", metricsText(t, func(w *strings.Builder) error { return r.WriteMetrics(w) }))
 	}
 }
@@ -228,9 +231,7 @@ func TestScanPresent(t *testing.T) {
 	if !p.Done || p.Targets != 3 || p.Sent != 3 || p.Failed != 0 || p.Answered != 2 || p.Timeout != longWait || len(job.Results()) != 2 {
 		t.Errorf("progress %+v, %d results", p, len(job.Results()))
 	}
-	if got := a1.counters.sent[TypePresent].Load(); got != 2 {
-		t.Errorf("a1 sent %d PRESENTs", got)
-	}
+	waitFor(t, "a1 to count its two PRESENTs", func() bool { return a1.counters.sent[TypePresent].Load() == 2 })
 	// Answers after the scan are unexpected.
 	if r.counters.dropped[dropUnexpected].Load() != 0 {
 		t.Errorf("unexpected drops during the scan")
@@ -286,7 +287,9 @@ func TestRateLimitPerSource(t *testing.T) {
 	for range flood {
 		sendTo(t, flooder, request, server)
 	}
-	waitFor(t, "the flood to be read", func() bool { return r.counters.received[TypeDiscover].Load() == flood })
+	waitFor(t, "the flood to be answered or dropped", func() bool {
+		return r.counters.sent[TypeOffer].Load()+r.counters.dropped[dropRateLimited].Load() == flood
+	})
 	if got := r.counters.sent[TypeOffer].Load(); got != 5 {
 		t.Fatalf("%d offers to the flooder, want the burst of 5", got)
 	}
@@ -302,7 +305,9 @@ func TestRateLimitPerSource(t *testing.T) {
 	clk.Advance(time.Second)
 	sendTo(t, flooder, request, server)
 	sendTo(t, flooder, request, server)
-	waitFor(t, "two more requests", func() bool { return r.counters.received[TypeDiscover].Load() == flood+3 })
+	waitFor(t, "two more requests", func() bool {
+		return r.counters.sent[TypeOffer].Load()+r.counters.dropped[dropRateLimited].Load() == flood+3
+	})
 	if got := r.counters.sent[TypeOffer].Load(); got != 7 {
 		t.Fatalf("%d offers, want 7", got)
 	}
@@ -365,6 +370,7 @@ func TestBadPacketsDroppedAndCounted(t *testing.T) {
 	if o, err := VerifyOffer(b, VerifyPolicy{Nonce: Nonce{7}, Now: testNow, MaxSkew: time.Minute}); err != nil || o.NodeID != "node-a" {
 		t.Fatalf("answer to the good request: %v", err)
 	}
+	waitFor(t, "the offer to be counted", func() bool { return r.counters.sent[TypeOffer].Load() == 1 })
 	want := map[dropReason]uint64{dropMalformed: 5, dropVersion: 1, dropUnexpected: 2, dropAmplification: 1}
 	for reason, n := range want {
 		if got := r.counters.dropped[reason].Load(); got != n {
@@ -412,7 +418,8 @@ func TestAmplificationRule(t *testing.T) {
 	if p, err := Decode(b); err != nil || p.Nonce != (Nonce{2}) || len(b) > AmplificationFactor*hi {
 		t.Fatalf("answer %v, %d bytes to a request of %d", err, len(b), hi)
 	}
-	if r.counters.dropped[dropAmplification].Load() != 1 || r.counters.sent[TypeOffer].Load() != 2 {
+	waitFor(t, "the offer to be counted", func() bool { return r.counters.sent[TypeOffer].Load() == 2 })
+	if r.counters.dropped[dropAmplification].Load() != 1 {
 		t.Fatalf("amplification drops %d, offers %d", r.counters.dropped[dropAmplification].Load(), r.counters.sent[TypeOffer].Load())
 	}
 	// Nothing is sent to a privileged port, however large the request.
