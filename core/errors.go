@@ -42,5 +42,6 @@ var (
 	ErrAlreadyOnboarded   = errors.New("device is already onboarded")
 	ErrInvalidLicensingID = errors.New("invalid licensing ID")
 	ErrKeyUsed            = errors.New("one-time key is already used")
+	ErrKeyNotForDevice    = errors.New("one-time key is bound to another device")
 	ErrInvalidClientKey   = errors.New("invalid client key")
 )

@@ -127,11 +127,15 @@ const (
 )
 
 // NewKey is a key to create. ID and Secret are made outside apply (at
-// random, or the secret typed by an administrator for a mass key).
+// random, or the secret typed by an administrator for a mass key). For,
+// allowed on a one-time key only, binds the key to one device: onboarding
+// any other device with it is refused (ErrKeyNotForDevice), so a copy of
+// the secret seen on its way to the device onboards nothing else.
 type NewKey struct {
-	ID          string `json:"id"`
-	Secret      string `json:"secret"`
-	Description string `json:"description,omitempty"`
+	ID          string        `json:"id"`
+	Secret      string        `json:"secret"`
+	Description string        `json:"description,omitempty"`
+	For         hostid.HostID `json:"for,omitzero"`
 }
 
 // CreateKeys adds first-authentication keys of one type, active. It is
@@ -209,6 +213,9 @@ func (c *CreateKeys) validate() error {
 		if err := validateKeyDescription(k.Description); err != nil {
 			return err
 		}
+		if err := validateKeyFor(c.KeyType, k); err != nil {
+			return err
+		}
 		if ids[k.ID] {
 			return fmt.Errorf("%w: key id %s appears twice", ErrInvalidKey, k.ID)
 		}
@@ -216,6 +223,21 @@ func (c *CreateKeys) validate() error {
 			return fmt.Errorf("%w: two new keys share a secret", ErrDuplicateKeySecret)
 		}
 		ids[k.ID], secrets[k.Secret] = true, true
+	}
+	return nil
+}
+
+// validateKeyFor checks the device a new key is bound to: none, or a
+// valid hostid on a one-time key.
+func validateKeyFor(t KeyType, k NewKey) error {
+	if k.For == (hostid.HostID{}) {
+		return nil
+	}
+	if t != KeyOneTime {
+		return fmt.Errorf("%w: key %s: only a one-time key can be bound to a device", ErrInvalidKey, k.ID)
+	}
+	if id, err := hostid.New(k.For.Value, k.For.Type); err != nil || id != k.For {
+		return fmt.Errorf("%w: key %s is bound to an invalid device %q", ErrInvalidKey, k.ID, k.For.Value)
 	}
 	return nil
 }
@@ -297,6 +319,8 @@ type firstAuthKey struct {
 	description string
 	active      bool
 	created     time.Time
+	// forDevice, when not zero, is the only device the key onboards.
+	forDevice hostid.HostID
 	// usedBy and usedAt name the device a one-time key onboarded, or the
 	// last device a mass key onboarded; uses counts onboardings.
 	usedBy hostid.HostID
@@ -323,6 +347,7 @@ type KeySummary struct {
 	Description string        `json:"description,omitempty"`
 	State       KeyState      `json:"state"`
 	Created     time.Time     `json:"created"`
+	For         hostid.HostID `json:"for,omitzero"`
 	UsedBy      hostid.HostID `json:"usedBy,omitzero"`
 	UsedAt      time.Time     `json:"usedAt,omitzero"`
 	Uses        uint64        `json:"uses"`
@@ -330,7 +355,7 @@ type KeySummary struct {
 
 func (k *firstAuthKey) summary() KeySummary {
 	return KeySummary{ID: k.id, Type: k.typ, Secret: k.secret, Description: k.description, State: k.state(),
-		Created: k.created, UsedBy: k.usedBy, UsedAt: k.usedAt, Uses: k.uses}
+		Created: k.created, For: k.forDevice, UsedBy: k.usedBy, UsedAt: k.usedAt, Uses: k.uses}
 }
 
 // KeyFilter selects keys by type and state; zero fields match any.
@@ -360,7 +385,8 @@ func (s *State) createKeys(c *CreateKeys) error {
 		}
 	}
 	for _, nk := range c.Keys {
-		k := &firstAuthKey{id: nk.ID, typ: c.KeyType, secret: nk.Secret, description: nk.Description, active: true, created: s.now}
+		k := &firstAuthKey{id: nk.ID, typ: c.KeyType, secret: nk.Secret, description: nk.Description, active: true,
+			created: s.now, forDevice: nk.For}
 		s.keys[k.id] = k
 		s.keyBySecret[k.secret] = k
 	}
@@ -426,6 +452,9 @@ func (s *State) onboard(c *Onboard) (Result, error) {
 	}
 	if !k.active {
 		return Result{}, fmt.Errorf("%w: key %s", ErrKeyInactive, k.id)
+	}
+	if k.forDevice != (hostid.HostID{}) && k.forDevice != c.Device.ID {
+		return Result{}, fmt.Errorf("%w: key %s is for %s", ErrKeyNotForDevice, k.id, k.forDevice)
 	}
 	if d != nil && d.credential != nil {
 		if k.typ == KeyMass && bytes.Equal(d.credential, c.PublicKey) {

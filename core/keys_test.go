@@ -413,3 +413,31 @@ func b64(b []byte) string {
 	s, _ := json.Marshal(b)
 	return strings.Trim(string(s), `"`)
 }
+
+// TestKeyBoundToDevice: a one-time key made for one device onboards that
+// device only; binding is refused on a mass key and for a bad hostid, and
+// survives a snapshot.
+func TestKeyBoundToDevice(t *testing.T) {
+	h := withAdmin(t)
+	h.refuse(&CreateKeys{KeyType: KeyMass, Keys: []NewKey{{ID: "m", Secret: "mass-secret", For: mac(1)}}}, ErrInvalidKey)
+	h.refuse(&CreateKeys{KeyType: KeyOneTime, Keys: []NewKey{{ID: "b", Secret: "bad-secret", For: hostid.HostID{Type: hostid.Ethernet, Value: "not a mac"}}}}, ErrInvalidKey)
+	h.apply(&CreateKeys{KeyType: KeyOneTime, Keys: []NewKey{{ID: "inv", Secret: "invite-secret", For: mac(2)}}})
+	if k, _ := h.s.Key("inv"); k.For != mac(2) || k.State != KeyActive {
+		t.Fatalf("key %+v", k)
+	}
+	records := h.s.AuditCount()
+	h.refuse(onboard(1, "invite-secret"), ErrKeyNotForDevice)
+	if k, _ := h.s.Key("inv"); k.Uses != 0 || h.s.AuditCount() != records {
+		t.Fatalf("a refused onboarding changed the key or the log: %+v", k)
+	}
+	restored, err := Restore(Config{}, h.snapshot())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k, _ := restored.Key("inv"); k.For != mac(2) {
+		t.Fatalf("after a snapshot: %+v", k)
+	}
+	if res := h.apply(onboard(2, "invite-secret")); res.Onboarded != mac(2) {
+		t.Fatalf("the invited device: %+v", res)
+	}
+}

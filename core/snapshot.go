@@ -48,6 +48,7 @@ type keySnapshot struct {
 	Description string        `json:"description,omitempty"`
 	Active      bool          `json:"active,omitempty"`
 	Created     time.Time     `json:"created"`
+	For         hostid.HostID `json:"for,omitzero"`
 	UsedBy      hostid.HostID `json:"usedBy,omitzero"`
 	UsedAt      time.Time     `json:"usedAt,omitzero"`
 	Uses        uint64        `json:"uses,omitempty"`
@@ -146,7 +147,7 @@ func (s *State) Snapshot() ([]byte, error) {
 	for _, id := range sortedKeys(s.keys) {
 		k := s.keys[id]
 		snap.Keys = append(snap.Keys, keySnapshot{ID: k.id, Type: k.typ, Secret: k.secret, Description: k.description,
-			Active: k.active, Created: k.created, UsedBy: k.usedBy, UsedAt: k.usedAt, Uses: k.uses})
+			Active: k.active, Created: k.created, For: k.forDevice, UsedBy: k.usedBy, UsedAt: k.usedAt, Uses: k.uses})
 	}
 	snap.ClientKey = s.clientKey
 	snap.MainID = s.mainID
@@ -429,8 +430,11 @@ func (s *State) restoreKeys(snap *snapshot) error {
 		if used != (ks.Uses > 0) || used == ks.UsedAt.IsZero() || ks.Type == KeyOneTime && ks.Uses > 1 {
 			return fmt.Errorf("key %s has %d uses that do not match its user", ks.ID, ks.Uses)
 		}
+		if err := validateKeyFor(ks.Type, NewKey{ID: ks.ID, For: ks.For}); err != nil {
+			return err
+		}
 		k := &firstAuthKey{id: ks.ID, typ: ks.Type, secret: ks.Secret, description: ks.Description, active: ks.Active,
-			created: ks.Created.UTC(), usedBy: ks.UsedBy, usedAt: ks.UsedAt.UTC(), uses: ks.Uses}
+			created: ks.Created.UTC(), forDevice: ks.For, usedBy: ks.UsedBy, usedAt: ks.UsedAt.UTC(), uses: ks.Uses}
 		s.keys[k.id] = k
 		s.keyBySecret[k.secret] = k
 	}

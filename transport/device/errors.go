@@ -38,6 +38,8 @@ func errorFor(err error) *protoError {
 		return newError(deviceproto.CodeKeyInactive, "the first-authentication key is inactive; an administrator must activate it")
 	case errors.Is(err, core.ErrKeyUsed):
 		return newError(deviceproto.CodeKeyUsed, "the one-time key has already onboarded another device")
+	case errors.Is(err, core.ErrKeyNotForDevice):
+		return newError(deviceproto.CodeKeyNotForDevice, "the one-time key was made for another device")
 	case errors.Is(err, core.ErrAlreadyOnboarded):
 		return newError(deviceproto.CodeAlreadyOnboarded, "the device is already onboarded with another key; an administrator must drop it first")
 	case errors.Is(err, core.ErrUnknownDevice):

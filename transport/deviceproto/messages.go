@@ -293,6 +293,7 @@ const (
 	CodeUnknownKey          = "unknown_key"
 	CodeKeyInactive         = "key_inactive"
 	CodeKeyUsed             = "key_used"
+	CodeKeyNotForDevice     = "key_not_for_device"
 	CodeAlreadyOnboarded    = "already_onboarded"
 	CodeInvalidKey          = "invalid_key"
 	CodeAuthFailed          = "auth_failed"
