@@ -2,13 +2,20 @@ package discovery
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
+	"sync"
 	"time"
 )
+
+// inviteMemory is how many INVITE nonces an Answerer remembers to refuse
+// replays; an INVITE older than InviteMaxSkew is refused as stale anyway.
+const inviteMemory = 64
 
 // PresentInfo is what a device tells a scanning server about itself.
 type PresentInfo struct {
@@ -28,29 +35,49 @@ type AnswererConfig struct {
 	// listen`. The Answerer never closes it.
 	Conn net.PacketConn
 	// Present returns the device's current information; it is called for
-	// every answer.
+	// every answer and every INVITE.
 	Present func() PresentInfo
-	// Now is the clock of the rate limits; time.Now if nil.
+	// Invite, if set, is called with each INVITE the Answerer takes: one
+	// for a HostID Present returns, whose signature verifies, from a
+	// licensing ID Trust accepts, with a timestamp within InviteMaxSkew of
+	// Now and a nonce not taken before. It is called on the Serve
+	// goroutine, which reads no packet until it returns, so it must return
+	// quickly and onboard elsewhere. If nil, INVITEs are dropped as
+	// unexpected.
+	Invite func(Invitation)
+	// Trust reports whether the device follows INVITEs signed by the
+	// licensing ID with this fingerprint (its pinned one, say). It is asked
+	// only about INVITEs whose signature verified, and must return quickly.
+	// Invite needs it.
+	Trust func(Fingerprint) bool
+	// Now is the clock of the rate limits and of INVITE timestamps;
+	// time.Now if nil.
 	Now func() time.Time
 	// Logger receives debug records; none if nil.
 	Logger *slog.Logger
-	// Limits bound the answers sent per source and in total.
+	// Limits bound the answers sent, and the INVITE signatures verified,
+	// per source and in total.
 	Limits Limits
 }
 
-// Answerer is the device side of scans and online checks: it answers
-// SCAN with PRESENT, sent to the scanning server's reply port, and PING
-// with PONG.
+// Answerer is the device side of scans, online checks and invitations:
+// it answers SCAN with PRESENT, sent to the scanning server's reply port,
+// and PING with PONG, and hands the INVITEs it takes to its Invite
+// callback.
 type Answerer struct {
 	cfg      AnswererConfig
 	limiter  *limiter
 	counters counters
+	invites  recentNonces
 }
 
 // NewAnswerer checks cfg and returns an Answerer.
 func NewAnswerer(cfg AnswererConfig) (*Answerer, error) {
 	if cfg.Conn == nil || cfg.Present == nil {
 		return nil, fmt.Errorf("%w: an answerer needs Conn and Present", ErrConfig)
+	}
+	if cfg.Invite != nil && cfg.Trust == nil {
+		return nil, fmt.Errorf("%w: an answerer that takes invitations needs Trust", ErrConfig)
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -85,6 +112,9 @@ func (a *Answerer) handle(b []byte, from netip.AddrPort) {
 		dst = netip.AddrPortFrom(from.Addr(), p.ReplyPort)
 	case TypePing:
 		dst = from
+	case TypeInvite:
+		a.takeInvite(p.Device, b, from)
+		return
 	default:
 		a.counters.drop(dropUnexpected)
 		return
@@ -130,4 +160,57 @@ func (a *Answerer) reply(p Packet, info PresentInfo) ([]byte, Type, error) {
 		}
 		ids = ids[:len(ids)-1]
 	}
+}
+
+// takeInvite hands an INVITE to cfg.Invite if it passes the checks
+// AnswererConfig.Invite lists. The cheap check comes first, and the
+// signature is verified only within the rate limits, so that a flood of
+// INVITEs bounds the verifying work; a nonce is remembered only once the
+// INVITE is taken, so that forgeries cannot push genuine nonces out.
+func (a *Answerer) takeInvite(device HostID, b []byte, from netip.AddrPort) {
+	if a.cfg.Invite == nil || !slices.Contains(a.cfg.Present().HostIDs, device) {
+		a.counters.drop(dropUnexpected)
+		return
+	}
+	if !a.limiter.allow(from.Addr()) {
+		a.counters.drop(dropRateLimited)
+		return
+	}
+	inv, err := VerifyInvite(b, VerifyPolicy{Now: a.cfg.Now(), MaxSkew: InviteMaxSkew})
+	var reason dropReason
+	switch {
+	case errors.Is(err, ErrStale):
+		reason = dropStale
+	case err != nil:
+		reason = dropUntrusted
+	case !a.cfg.Trust(inv.Fingerprint):
+		reason, err = dropUntrusted, fmt.Errorf("licensing ID %s is not trusted", inv.Fingerprint)
+	case !a.invites.add(inv.Nonce):
+		reason, err = dropReplay, errors.New("nonce taken before")
+	default:
+		inv.From = from
+		a.cfg.Invite(inv)
+		return
+	}
+	a.counters.drop(reason)
+	a.cfg.Logger.Debug("discovery: dropped an invitation", "from", from, "err", err)
+}
+
+// recentNonces remembers the last inviteMemory nonces added.
+type recentNonces struct {
+	mu    sync.Mutex
+	ring  [inviteMemory]Nonce
+	added int
+}
+
+// add remembers n and reports whether it was not remembered already.
+func (r *recentNonces) add(n Nonce) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if slices.Contains(r.ring[:min(r.added, len(r.ring))], n) {
+		return false
+	}
+	r.ring[r.added%len(r.ring)] = n
+	r.added++
+	return true
 }

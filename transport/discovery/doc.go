@@ -1,8 +1,9 @@
 // Package discovery is Tally's LAN presence protocol on UDP 30005: how a
 // device finds Tally servers with no configuration (DISCOVER, answered by a
-// signed OFFER), how a server finds devices (SCAN, answered by PRESENT) and
-// checks that they are online (PING, PONG), and the Wake-on-LAN magic
-// packet. docs/discovery.md is the wire specification.
+// signed OFFER), how a server finds devices (SCAN, answered by PRESENT),
+// checks that they are online (PING, PONG) and invites one to onboard
+// (INVITE, signed, answered by nothing), and the Wake-on-LAN magic packet.
+// docs/discovery.md is the wire specification.
 //
 // Packets are a fixed 22-byte header (magic "TLY", version 1, type, flags,
 // 16-byte nonce) and type-length-value fields in ascending tag order, at
@@ -15,7 +16,10 @@
 // device checks that the signature verifies with the certificate's key,
 // that the fingerprint is the certificate's (and the pinned one), that the
 // nonce is the one it sent and that the timestamp is near its clock, so a
-// replayed or forged OFFER, or one from a rogue server, is refused.
+// replayed or forged OFFER, or one from a rogue server, is refused. An
+// INVITE is signed the same way in a context of its own; a device takes it
+// only for one of its own HostIDs, from a licensing ID it trusts, near its
+// clock and with a nonce it has not taken before.
 //
 // A server must not be a reflection amplifier: no reply is more than
 // three times the size of its request, none goes to a port below 1024, and

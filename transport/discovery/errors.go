@@ -17,23 +17,24 @@ var (
 	// MaxPacketSize.
 	ErrTooLarge = errors.New("discovery: packet too large")
 	// ErrInvalid is returned by Encode when a packet's fields break the
-	// limits of the specification.
+	// limits of the specification, and by Responder.Invite for an
+	// invitation it must not send.
 	ErrInvalid = errors.New("discovery: invalid packet")
 	// ErrNonce is returned when an answer does not echo the nonce of the
 	// request it claims to answer (a replay or a stray packet).
 	ErrNonce = errors.New("discovery: nonce does not match the request")
-	// ErrBadSignature is returned when an OFFER's signature does not verify
-	// with the public key of the certificate it carries.
-	ErrBadSignature = errors.New("discovery: bad offer signature")
-	// ErrBadCertificate is returned when an OFFER's certificate cannot be
-	// parsed or does not hold an ECDSA P-256 key.
-	ErrBadCertificate = errors.New("discovery: bad offer certificate")
-	// ErrFingerprint is returned when an OFFER's fingerprint is not the
-	// SHA-256 of its certificate, or not the pinned fingerprint.
+	// ErrBadSignature is returned when the signature of an OFFER or INVITE
+	// does not verify with the public key of the certificate it carries.
+	ErrBadSignature = errors.New("discovery: bad signature")
+	// ErrBadCertificate is returned when the certificate of an OFFER or
+	// INVITE cannot be parsed or does not hold an ECDSA P-256 key.
+	ErrBadCertificate = errors.New("discovery: bad licensing ID certificate")
+	// ErrFingerprint is returned when the fingerprint of an OFFER or INVITE
+	// is not the SHA-256 of its certificate, or not the pinned fingerprint.
 	ErrFingerprint = errors.New("discovery: fingerprint mismatch")
-	// ErrStale is returned when an OFFER's timestamp is further from the
-	// client's clock than the allowed skew.
-	ErrStale = errors.New("discovery: offer timestamp out of range")
+	// ErrStale is returned when the timestamp of an OFFER or INVITE is
+	// further from the local clock than the allowed skew.
+	ErrStale = errors.New("discovery: timestamp out of range")
 	// ErrNoOffer is returned by Discover when no verified OFFER arrived.
 	ErrNoOffer = errors.New("discovery: no verified offer")
 	// ErrBadMAC is returned by Wake for a hardware address that is not a

@@ -62,3 +62,29 @@ func FuzzVerifyOffer(f *testing.F) {
 		}
 	})
 }
+
+// FuzzVerifyInvite feeds any bytes to the INVITE verification path: it must
+// not panic, must refuse with one of the package's errors, and must accept
+// only an INVITE whose fingerprint is its certificate's and that names a
+// device and carries a valid secret.
+func FuzzVerifyInvite(f *testing.F) {
+	for _, b := range samplePackets(f, newIdentity(f)) {
+		f.Add(b)
+	}
+	policy := VerifyPolicy{Now: testNow, MaxSkew: InviteMaxSkew}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		inv, err := VerifyInvite(b, policy)
+		if err != nil {
+			for _, known := range []error{ErrMalformed, ErrVersion, ErrFingerprint, ErrBadCertificate, ErrBadSignature, ErrStale} {
+				if errors.Is(err, known) {
+					return
+				}
+			}
+			t.Fatalf("VerifyInvite refused with %v", err)
+		}
+		if sha(inv.Certificate) != inv.Fingerprint || len(inv.Endpoints) == 0 || inv.NodeID == "" ||
+			!validHostID(inv.Device) || !validSecret(inv.Secret) {
+			t.Fatalf("accepted %+v", inv)
+		}
+	})
+}

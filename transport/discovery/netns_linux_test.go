@@ -148,14 +148,16 @@ func listenIn(t *testing.T, ns, addr string) *net.UDPConn {
 
 // TestBroadcastDomain runs a server and two agents in three network
 // namespaces on one bridge: an agent discovers the server by directed and
-// limited broadcast, the server scans and pings the agents, and a magic
-// packet reaches a listener in another namespace.
+// limited broadcast, the server scans, pings and invites the agents, and a
+// magic packet reaches a listener in another namespace.
 func TestBroadcastDomain(t *testing.T) {
 	d, ns := newBroadcastDomain(t, 3)
 	server, agent1, agent2 := ns[0], ns[1], ns[2]
 	id := newIdentity(t)
 	r := startResponder(t, id, Config{Conn: listenIn(t, server, "0.0.0.0:30005"), Offer: testInfo("node-a", "node-a"), Now: time.Now})
-	startAnswerer(t, AnswererConfig{Conn: listenIn(t, agent1, "0.0.0.0:30005"), Present: agentInfo("02:00:00:00:00:01", "one")})
+	invites, invite := invitations()
+	startAnswerer(t, AnswererConfig{Conn: listenIn(t, agent1, "0.0.0.0:30005"), Present: agentInfo("02:00:00:00:00:01", "one"),
+		Trust: trusting(id.fp), Invite: invite, Now: time.Now})
 	startAnswerer(t, AnswererConfig{Conn: listenIn(t, agent2, "0.0.0.0:30005"), Present: agentInfo("02:00:00:00:00:02", "two")})
 	serverAddr := d.members[server]
 
@@ -207,6 +209,17 @@ func TestBroadcastDomain(t *testing.T) {
 			if !got[tg].Online || got[tg].DeviceID != want {
 				t.Fatalf("ping %s: %+v", tg, got[tg])
 			}
+		}
+	})
+
+	t.Run("invite", func(t *testing.T) {
+		device := HostID{HostIDEthernet, "02:00:00:00:00:01"}
+		if err := r.Invite(netip.AddrPortFrom(d.members[agent1], DefaultPort), device, testSecret); err != nil {
+			t.Fatal(err)
+		}
+		inv := <-invites
+		if inv.From != netip.AddrPortFrom(serverAddr, DefaultPort) || inv.Device != device || inv.Secret != testSecret || inv.Fingerprint != id.fp {
+			t.Fatalf("invitation %+v", inv)
 		}
 	})
 

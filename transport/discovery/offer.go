@@ -14,16 +14,28 @@ import (
 	"time"
 )
 
-// offerContext is prefixed, with a zero byte, to the signed bytes of an
-// OFFER, so that an OFFER signature can never pass for a signature over
-// anything else the licensing ID signs.
-const offerContext = "tally-offer/1"
+// The signature contexts are prefixed, with a zero byte, to the signed
+// bytes of a packet, so that the signature of one type can never pass for
+// that of another, or for anything else the licensing ID signs.
+const (
+	offerContext  = "tally-offer/1"
+	inviteContext = "tally-invite/1"
+)
 
-// offerDigest returns the SHA-256 an OFFER's signature covers: the context
-// string, a zero byte, and the packet up to its signature field.
-func offerDigest(signed []byte) []byte {
+// signatureContext returns the context of a signed type.
+func signatureContext(t Type) string {
+	if t == TypeInvite {
+		return inviteContext
+	}
+	return offerContext
+}
+
+// signedDigest returns the SHA-256 the signature of a packet of type t
+// covers: its context string, a zero byte, and the packet up to its
+// signature field.
+func signedDigest(t Type, signed []byte) []byte {
 	h := sha256.New()
-	h.Write([]byte(offerContext))
+	h.Write([]byte(signatureContext(t)))
 	h.Write([]byte{0})
 	h.Write(signed)
 	return h.Sum(nil)
@@ -34,14 +46,19 @@ func offerDigest(signed []byte) []byte {
 // at most MaxPacketSize bytes or the error is ErrTooLarge.
 func SignOffer(p Packet, signer crypto.Signer, random io.Reader) ([]byte, error) {
 	p.Type = TypeOffer
+	return sign(p, signer, random)
+}
+
+// sign encodes p, an OFFER or INVITE, and signs it in its type's context.
+func sign(p Packet, signer crypto.Signer, random io.Reader) ([]byte, error) {
 	p.Signature = nil
 	b, err := appendUnsigned(make([]byte, 0, 1024), p)
 	if err != nil {
 		return nil, err
 	}
-	sig, err := signer.Sign(random, offerDigest(b), crypto.SHA256)
+	sig, err := signer.Sign(random, signedDigest(p.Type, b), crypto.SHA256)
 	if err != nil {
-		return nil, fmt.Errorf("sign offer: %w", err)
+		return nil, fmt.Errorf("sign %s: %w", p.Type, err)
 	}
 	if b, err = appendField(b, tagSignature, sig); err != nil {
 		return nil, err
@@ -73,17 +90,21 @@ func (o Offer) IsLeader() bool { return o.Leader != "" && o.Leader == o.NodeID }
 
 // URLs returns the endpoint URLs in the order to try them: the leader's
 // first, then the answering node's, then the others as listed.
-func (o Offer) URLs() []string {
+func (o Offer) URLs() []string { return orderedURLs(o.Endpoints, o.Leader, o.NodeID) }
+
+// orderedURLs returns the URLs of endpoints, the leader's first, then the
+// sending node's, then the others as listed.
+func orderedURLs(endpoints []Endpoint, leader, node string) []string {
 	rank := func(e Endpoint) int {
 		switch e.NodeID {
-		case o.Leader:
+		case leader:
 			return 0
-		case o.NodeID:
+		case node:
 			return 1
 		}
 		return 2
 	}
-	eps := slices.Clone(o.Endpoints)
+	eps := slices.Clone(endpoints)
 	slices.SortStableFunc(eps, func(a, b Endpoint) int { return cmp.Compare(rank(a), rank(b)) })
 	urls := make([]string, len(eps))
 	for i, e := range eps {
@@ -92,13 +113,15 @@ func (o Offer) URLs() []string {
 	return urls
 }
 
-// VerifyPolicy is what VerifyOffer checks an OFFER against.
+// VerifyPolicy is what VerifyOffer checks an OFFER against, and
+// VerifyInvite an INVITE.
 type VerifyPolicy struct {
-	// Nonce is the nonce of the DISCOVER the OFFER must answer.
+	// Nonce is the nonce of the DISCOVER the OFFER must answer. An INVITE
+	// answers no request, so VerifyInvite ignores it.
 	Nonce Nonce
 	// Pinned, when not zero, is the only licensing ID fingerprint accepted.
 	Pinned Fingerprint
-	// Now is the client's time and MaxSkew how far the OFFER's timestamp
+	// Now is the client's time and MaxSkew how far the packet's timestamp
 	// may be from it in either direction.
 	Now     time.Time
 	MaxSkew time.Duration
@@ -112,36 +135,46 @@ type VerifyPolicy struct {
 // within the skew (else ErrStale). Decoding errors are ErrVersion or
 // ErrMalformed.
 func VerifyOffer(b []byte, policy VerifyPolicy) (Offer, error) {
-	p, sigOffset, err := decode(b)
+	p, err := verify(b, TypeOffer, policy)
 	if err != nil {
 		return Offer{}, err
-	}
-	if p.Type != TypeOffer {
-		return Offer{}, fmt.Errorf("%w: a %s, not an offer", ErrMalformed, p.Type)
-	}
-	if p.Nonce != policy.Nonce {
-		return Offer{}, ErrNonce
-	}
-	if sha256.Sum256(p.Certificate) != p.Fingerprint {
-		return Offer{}, fmt.Errorf("%w: the certificate's fingerprint is not %s", ErrFingerprint, p.Fingerprint)
-	}
-	if !policy.Pinned.IsZero() && p.Fingerprint != policy.Pinned {
-		return Offer{}, fmt.Errorf("%w: offered %s, pinned %s", ErrFingerprint, p.Fingerprint, policy.Pinned)
-	}
-	pub, err := certificateKey(p.Certificate)
-	if err != nil {
-		return Offer{}, err
-	}
-	if !ecdsa.VerifyASN1(pub, offerDigest(b[:sigOffset]), p.Signature) {
-		return Offer{}, ErrBadSignature
-	}
-	if d := p.Timestamp.Sub(policy.Now); d > policy.MaxSkew || d < -policy.MaxSkew {
-		return Offer{}, fmt.Errorf("%w: %s from the local clock", ErrStale, d.Round(time.Millisecond))
 	}
 	return Offer{
 		NodeID: p.NodeID, Leader: p.Leader, Cluster: p.Cluster, Endpoints: p.Endpoints,
 		Fingerprint: p.Fingerprint, Certificate: p.Certificate, Timestamp: p.Timestamp,
 	}, nil
+}
+
+// verify decodes a signed packet that must be of type t and makes the
+// checks VerifyOffer documents; the nonce only for an OFFER.
+func verify(b []byte, t Type, policy VerifyPolicy) (Packet, error) {
+	p, sigOffset, err := decode(b)
+	if err != nil {
+		return Packet{}, err
+	}
+	if p.Type != t {
+		return Packet{}, fmt.Errorf("%w: a %s, not an %s", ErrMalformed, p.Type, t)
+	}
+	if t == TypeOffer && p.Nonce != policy.Nonce {
+		return Packet{}, ErrNonce
+	}
+	if sha256.Sum256(p.Certificate) != p.Fingerprint {
+		return Packet{}, fmt.Errorf("%w: the certificate's fingerprint is not %s", ErrFingerprint, p.Fingerprint)
+	}
+	if !policy.Pinned.IsZero() && p.Fingerprint != policy.Pinned {
+		return Packet{}, fmt.Errorf("%w: signed by %s, pinned %s", ErrFingerprint, p.Fingerprint, policy.Pinned)
+	}
+	pub, err := certificateKey(p.Certificate)
+	if err != nil {
+		return Packet{}, err
+	}
+	if !ecdsa.VerifyASN1(pub, signedDigest(t, b[:sigOffset]), p.Signature) {
+		return Packet{}, fmt.Errorf("%w: on an %s", ErrBadSignature, t)
+	}
+	if d := p.Timestamp.Sub(policy.Now); d > policy.MaxSkew || d < -policy.MaxSkew {
+		return Packet{}, fmt.Errorf("%w: %s from the local clock", ErrStale, d.Round(time.Millisecond))
+	}
+	return p, nil
 }
 
 // certificateKey returns the ECDSA P-256 public key of a DER certificate.

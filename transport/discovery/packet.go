@@ -30,7 +30,7 @@ const (
 	// DefaultPort is the UDP port of tallyd and tally-agent.
 	DefaultPort = 30005
 
-	// MaxEndpoints bounds the endpoints of an OFFER.
+	// MaxEndpoints bounds the endpoints of an OFFER or INVITE.
 	MaxEndpoints = 16
 	// MaxHostIDs bounds the HostIDs of a PRESENT.
 	MaxHostIDs = 16
@@ -40,8 +40,12 @@ const (
 	MaxTextLen = 128
 	// MaxURLLen bounds an endpoint URL.
 	MaxURLLen = 255
-	// MaxCertificateLen bounds an OFFER's DER certificate.
+	// MaxCertificateLen bounds the DER certificate of an OFFER or INVITE.
 	MaxCertificateLen = 1024
+	// MinSecretLen and MaxSecretLen bound an INVITE's key secret, as
+	// core bounds a key secret.
+	MinSecretLen = 8
+	MaxSecretLen = 128
 	// MaxSignatureLen is the longest DER ECDSA P-256 signature.
 	MaxSignatureLen = 72
 
@@ -63,14 +67,19 @@ const (
 	TypePresent  Type = 4 // agent -> server: I am
 	TypePing     Type = 5 // server -> device: are you online?
 	TypePong     Type = 6 // device -> server: yes
+	TypeInvite   Type = 7 // server -> agent: onboard here with this key, signed
 )
 
-var typeNames = [...]string{TypeDiscover: "discover", TypeOffer: "offer", TypeScan: "scan",
-	TypePresent: "present", TypePing: "ping", TypePong: "pong"}
+// maxType is the highest type of version 1; types run from TypeDiscover to
+// it without gaps.
+const maxType = TypeInvite
+
+var typeNames = [maxType + 1]string{TypeDiscover: "discover", TypeOffer: "offer", TypeScan: "scan",
+	TypePresent: "present", TypePing: "ping", TypePong: "pong", TypeInvite: "invite"}
 
 // String returns the lower-case name of the type, e.g. "offer".
 func (t Type) String() string {
-	if t >= TypeDiscover && t <= TypePong {
+	if t >= TypeDiscover && t <= maxType {
 		return typeNames[t]
 	}
 	return fmt.Sprintf("Type(%d)", uint8(t))
@@ -165,7 +174,7 @@ type Packet struct {
 	// DISCOVER, SCAN or PING.
 	Padding int
 
-	// OFFER.
+	// OFFER and INVITE.
 	Endpoints   []Endpoint
 	Cluster     string
 	Leader      string // node ID of the leader, as the answering node sees it
@@ -186,6 +195,11 @@ type Packet struct {
 
 	// PONG.
 	DeviceID HostID
+
+	// INVITE (and the OFFER fields above): the invited device and the
+	// secret of the one-time key the server made for it.
+	Device HostID
+	Secret string
 }
 
 // Field tags, in the order they appear in a packet.
@@ -203,6 +217,8 @@ const (
 	tagAlias         = 0x0B
 	tagOnboardedWith = 0x0C
 	tagDeviceID      = 0x0D
+	tagDevice        = 0x0E
+	tagSecret        = 0x0F
 	tagPadding       = 0x7E
 	tagSignature     = 0x7F
 )
@@ -220,6 +236,10 @@ func setOf(ts ...Type) typeSet {
 
 func (s typeSet) has(t Type) bool { return s&(1<<t) != 0 }
 
+// signedTypes are the types signed with the licensing ID; they share the
+// fields that say where the cluster is and who signs.
+var signedTypes = setOf(TypeOffer, TypeInvite)
+
 // fieldRule says where a field may appear and how long its value may be.
 type fieldRule struct {
 	name       string
@@ -231,24 +251,27 @@ type fieldRule struct {
 
 var fieldRules = map[byte]fieldRule{
 	tagHostIDHint:    {name: "hostid hint", allowed: setOf(TypeDiscover), min: 2, max: 1 + MaxTextLen},
-	tagEndpoint:      {name: "endpoint", allowed: setOf(TypeOffer), required: setOf(TypeOffer), repeatable: true, min: 2 + len("wss://x"), max: 1 + MaxNameLen + MaxURLLen},
-	tagCluster:       {name: "cluster", allowed: setOf(TypeOffer), min: 1, max: MaxNameLen},
-	tagLeader:        {name: "leader", allowed: setOf(TypeOffer), min: 1, max: MaxNameLen},
-	tagNodeID:        {name: "node id", allowed: setOf(TypeOffer), required: setOf(TypeOffer), min: 1, max: MaxNameLen},
-	tagFingerprint:   {name: "fingerprint", allowed: setOf(TypeOffer, TypeScan), required: setOf(TypeOffer, TypeScan), min: fingerprintSize, max: fingerprintSize},
-	tagCertificate:   {name: "certificate", allowed: setOf(TypeOffer), required: setOf(TypeOffer), min: 1, max: MaxCertificateLen},
-	tagTimestamp:     {name: "timestamp", allowed: setOf(TypeOffer), required: setOf(TypeOffer), min: 8, max: 8},
+	tagEndpoint:      {name: "endpoint", allowed: signedTypes, required: signedTypes, repeatable: true, min: 2 + len("wss://x"), max: 1 + MaxNameLen + MaxURLLen},
+	tagCluster:       {name: "cluster", allowed: signedTypes, min: 1, max: MaxNameLen},
+	tagLeader:        {name: "leader", allowed: signedTypes, min: 1, max: MaxNameLen},
+	tagNodeID:        {name: "node id", allowed: signedTypes, required: signedTypes, min: 1, max: MaxNameLen},
+	tagFingerprint:   {name: "fingerprint", allowed: signedTypes | setOf(TypeScan), required: signedTypes | setOf(TypeScan), min: fingerprintSize, max: fingerprintSize},
+	tagCertificate:   {name: "certificate", allowed: signedTypes, required: signedTypes, min: 1, max: MaxCertificateLen},
+	tagTimestamp:     {name: "timestamp", allowed: signedTypes, required: signedTypes, min: 8, max: 8},
 	tagReplyPort:     {name: "reply port", allowed: setOf(TypeScan), required: setOf(TypeScan), min: 2, max: 2},
 	tagHostID:        {name: "hostid", allowed: setOf(TypePresent), required: setOf(TypePresent), repeatable: true, min: 2, max: 1 + MaxTextLen},
 	tagAlias:         {name: "alias", allowed: setOf(TypePresent), min: 1, max: MaxTextLen},
 	tagOnboardedWith: {name: "onboarded with", allowed: setOf(TypePresent), min: fingerprintSize, max: fingerprintSize},
 	tagDeviceID:      {name: "device id", allowed: setOf(TypePong), required: setOf(TypePong), min: 2, max: 1 + MaxTextLen},
+	tagDevice:        {name: "device", allowed: setOf(TypeInvite), required: setOf(TypeInvite), min: 2, max: 1 + MaxTextLen},
+	tagSecret:        {name: "secret", allowed: setOf(TypeInvite), required: setOf(TypeInvite), min: MinSecretLen, max: MaxSecretLen},
 	tagPadding:       {name: "padding", allowed: setOf(TypeDiscover, TypeScan, TypePing), min: 1, max: MaxPacketSize},
-	tagSignature:     {name: "signature", allowed: setOf(TypeOffer), required: setOf(TypeOffer), min: minSignatureLen, max: MaxSignatureLen},
+	tagSignature:     {name: "signature", allowed: signedTypes, required: signedTypes, min: minSignatureLen, max: MaxSignatureLen},
 }
 
 // requiredTags lists, in tag order, the fields some type requires.
-var requiredTags = []byte{tagEndpoint, tagNodeID, tagFingerprint, tagCertificate, tagTimestamp, tagReplyPort, tagHostID, tagDeviceID, tagSignature}
+var requiredTags = []byte{tagEndpoint, tagNodeID, tagFingerprint, tagCertificate, tagTimestamp, tagReplyPort, tagHostID,
+	tagDeviceID, tagDevice, tagSecret, tagSignature}
 
 func malformed(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrMalformed, fmt.Sprintf(format, args...))
@@ -264,7 +287,7 @@ func Decode(b []byte) (Packet, error) {
 }
 
 // decode parses b and also returns the offset of the signature field, the
-// end of an OFFER's signed bytes (0 for other types).
+// end of the signed bytes of an OFFER or INVITE (0 for other types).
 func decode(b []byte) (Packet, int, error) {
 	var p Packet
 	if len(b) > MaxPacketSize {
@@ -280,7 +303,7 @@ func decode(b []byte) (Packet, int, error) {
 		return p, 0, malformed("truncated header: %d bytes", len(b))
 	}
 	p.Type = Type(b[4])
-	if p.Type < TypeDiscover || p.Type > TypePong {
+	if p.Type < TypeDiscover || p.Type > maxType {
 		return p, 0, malformed("unknown type %d", b[4])
 	}
 	flags := b[5]
@@ -342,7 +365,7 @@ func decode(b []byte) (Packet, int, error) {
 // setField stores one field's value, which has a length within its rule.
 func (p *Packet) setField(tag byte, v []byte) error {
 	switch tag {
-	case tagHostIDHint, tagHostID, tagDeviceID:
+	case tagHostIDHint, tagHostID, tagDeviceID, tagDevice:
 		h, err := decodeHostID(v)
 		if err != nil {
 			return err
@@ -355,8 +378,10 @@ func (p *Packet) setField(tag byte, v []byte) error {
 				return malformed("more than %d hostids", MaxHostIDs)
 			}
 			p.HostIDs = append(p.HostIDs, h)
-		default:
+		case tagDeviceID:
 			p.DeviceID = h
+		default:
+			p.Device = h
 		}
 	case tagEndpoint:
 		if len(p.Endpoints) == MaxEndpoints {
@@ -417,6 +442,11 @@ func (p *Packet) setField(tag byte, v []byte) error {
 			}
 		}
 		p.Padding = len(v)
+	case tagSecret:
+		if !validSecret(string(v)) {
+			return malformed("secret is not printable ASCII without a space at either end")
+		}
+		p.Secret = string(v)
 	case tagSignature:
 		p.Signature = bytes.Clone(v)
 	}
@@ -425,13 +455,31 @@ func (p *Packet) setField(tag byte, v []byte) error {
 
 func decodeHostID(v []byte) (HostID, error) {
 	h := HostID{Type: HostIDType(v[0]), Value: string(v[1:])}
-	if h.Type < HostIDEthernet || h.Type > HostIDUser {
-		return HostID{}, malformed("hostid type %d", v[0])
-	}
-	if !validText(h.Value) {
-		return HostID{}, malformed("hostid value is not printable UTF-8")
+	if !validHostID(h) {
+		return HostID{}, malformed("hostid of type %d with the value %q", v[0], h.Value)
 	}
 	return h, nil
+}
+
+// validHostID reports whether h can be encoded: a known type and a value
+// of 1 to MaxTextLen bytes of text.
+func validHostID(h HostID) bool {
+	return h.Type >= HostIDEthernet && h.Type <= HostIDUser && len(h.Value) >= 1 && len(h.Value) <= MaxTextLen && validText(h.Value)
+}
+
+// validSecret reports whether s is a key secret as core accepts one:
+// MinSecretLen to MaxSecretLen bytes of printable ASCII (0x20 to 0x7E),
+// neither starting nor ending with a space.
+func validSecret(s string) bool {
+	if len(s) < MinSecretLen || len(s) > MaxSecretLen || s[0] == ' ' || s[len(s)-1] == ' ' {
+		return false
+	}
+	for i := range len(s) {
+		if s[i] < ' ' || s[i] > '~' {
+			return false
+		}
+	}
+	return true
 }
 
 // validText reports whether s is UTF-8 without control characters.
@@ -450,8 +498,8 @@ func validText(s string) bool {
 // Encode writes p in the version 1 encoding. The result is checked with
 // Decode, so Encode never writes what Decode refuses: it returns
 // ErrTooLarge past MaxPacketSize and ErrInvalid for fields a packet of
-// p.Type may not carry, lacks or cannot hold. An OFFER is written with the
-// Signature it has; SignOffer makes one.
+// p.Type may not carry, lacks or cannot hold. An OFFER or INVITE is
+// written with the Signature it has; SignOffer and SignInvite make one.
 func Encode(p Packet) ([]byte, error) {
 	b, err := appendUnsigned(make([]byte, 0, 256), p)
 	if err != nil {
@@ -527,6 +575,10 @@ func appendUnsigned(b []byte, p Packet) ([]byte, error) {
 	if !p.DeviceID.IsZero() {
 		add(tagDeviceID, hostIDBytes(p.DeviceID))
 	}
+	if !p.Device.IsZero() {
+		add(tagDevice, hostIDBytes(p.Device))
+	}
+	addText(tagSecret, p.Secret)
 	if p.Padding > 0 {
 		if p.Padding > MaxPacketSize {
 			return nil, fmt.Errorf("%w: %d bytes of padding", ErrTooLarge, p.Padding)

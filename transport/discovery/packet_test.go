@@ -21,6 +21,12 @@ func samplePackets(t testing.TB, id identity) map[string][]byte {
 	if err != nil {
 		t.Fatal(err)
 	}
+	invite, err := SignInvite(Packet{Nonce: nonce, Endpoints: testInfo("node-a", "node-b")().Endpoints,
+		Cluster: "pune-lab", Leader: "node-b", NodeID: "node-a", Fingerprint: id.fp, Certificate: id.cert,
+		Timestamp: testNow, Device: HostID{HostIDEthernet, "00:11:22:aa:bb:cc"}, Secret: "K7QX2-M4PRT-9WZHC-3NVBD"}, id.key, rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
 	return map[string][]byte{
 		"discover":      mustRequest(t, Packet{Type: TypeDiscover, Nonce: nonce, HostIDHint: HostID{HostIDEthernet, "00:11:22:aa:bb:cc"}}),
 		"discover-bare": mustEncode(t, Packet{Type: TypeDiscover, Nonce: nonce}),
@@ -32,6 +38,7 @@ func samplePackets(t testing.TB, id identity) map[string][]byte {
 		"present-new": mustEncode(t, Packet{Type: TypePresent, Nonce: nonce, HostIDs: []HostID{{HostIDEthernet, "00:11:22:aa:bb:cc"}}}),
 		"ping":        mustRequest(t, Packet{Type: TypePing, Nonce: nonce}),
 		"pong":        mustEncode(t, Packet{Type: TypePong, Nonce: nonce, DeviceID: HostID{HostIDEthernet, "00:11:22:aa:bb:cc"}}),
+		"invite":      invite,
 	}
 }
 
@@ -119,7 +126,7 @@ func TestDecodeRefuses(t *testing.T) {
 		{"version 2 truncated", []byte{'T', 'L', 'Y', 2}, ErrVersion},
 		{"truncated header", header(TypePing)[:21], ErrMalformed},
 		{"type 0", header(0), ErrMalformed},
-		{"type 7", header(7), ErrMalformed},
+		{"type 8", header(8), ErrMalformed},
 		{"reserved flag", withFlags(good["ping"], 0x02), ErrMalformed},
 		{"onboarded flag on ping", withFlags(good["ping"], 0x01), ErrMalformed},
 		{"oversized", cat(header(TypeDiscover), field(tagPadding, make([]byte, MaxPacketSize-HeaderSize-2))), ErrMalformed},

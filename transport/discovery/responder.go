@@ -50,8 +50,8 @@ type Config struct {
 }
 
 // Responder is the server side of discovery: it answers DISCOVER with a
-// signed OFFER and runs scans and online checks, whose answers its Serve
-// loop routes to them.
+// signed OFFER, runs scans and online checks, whose answers its Serve loop
+// routes to them, and sends signed INVITEs.
 type Responder struct {
 	cfg         Config
 	fingerprint Fingerprint
@@ -142,7 +142,7 @@ func (r *Responder) handle(b []byte, from netip.AddrPort) {
 		if !ours { // our own broadcasts come back to us; others are not for a server
 			r.counters.drop(dropUnexpected)
 		}
-	default:
+	default: // OFFER and INVITE are for devices
 		r.counters.drop(dropUnexpected)
 	}
 }
@@ -164,17 +164,7 @@ func (r *Responder) answerDiscover(p Packet, size int, from netip.AddrPort) {
 		r.counters.drop(dropRateLimited)
 		return
 	}
-	info := r.cfg.Offer()
-	offer, err := SignOffer(Packet{
-		Nonce:       p.Nonce,
-		Endpoints:   info.Endpoints,
-		Cluster:     info.Cluster,
-		Leader:      info.Leader,
-		NodeID:      info.NodeID,
-		Fingerprint: r.fingerprint,
-		Certificate: r.cfg.Certificate,
-		Timestamp:   r.cfg.Now(),
-	}, r.cfg.Signer, r.cfg.Random)
+	offer, err := SignOffer(r.signedFields(p.Nonce), r.cfg.Signer, r.cfg.Random)
 	if err != nil {
 		r.cfg.Logger.Warn("discovery: cannot make an offer", "err", err)
 		return
@@ -187,6 +177,53 @@ func (r *Responder) answerDiscover(p Packet, size int, from netip.AddrPort) {
 	if err := send(r.cfg.Conn, &r.counters, TypeOffer, offer, from); err != nil {
 		r.cfg.Logger.Debug("discovery: cannot send an offer", "to", from, "err", err)
 	}
+}
+
+// signedFields returns the fields an OFFER or INVITE shares, with nonce:
+// the cluster as it is now and the licensing ID that signs.
+func (r *Responder) signedFields(nonce Nonce) Packet {
+	info := r.cfg.Offer()
+	return Packet{
+		Nonce:       nonce,
+		Endpoints:   info.Endpoints,
+		Cluster:     info.Cluster,
+		Leader:      info.Leader,
+		NodeID:      info.NodeID,
+		Fingerprint: r.fingerprint,
+		Certificate: r.cfg.Certificate,
+		Timestamp:   r.cfg.Now(),
+	}
+}
+
+// Invite sends a signed INVITE to the agent at to, asking the device whose
+// device ID is device to onboard at this cluster's endpoints with the
+// one-time key whose secret is secret. It returns ErrInvalid, and sends
+// nothing, for a destination that is no address or has a port below 1024,
+// and for a device ID or secret an INVITE cannot carry. Nothing answers an INVITE: the device onboards, or
+// not, over the device protocol.
+func (r *Responder) Invite(to netip.AddrPort, device HostID, secret string) error {
+	switch {
+	case !to.IsValid() || to.Port() < minReplyPort:
+		return fmt.Errorf("%w: an invitation to %s, not an address with a port of %d or above", ErrInvalid, to, minReplyPort)
+	case !validHostID(device):
+		return fmt.Errorf("%w: an invitation for the device ID %d %q", ErrInvalid, device.Type, device.Value)
+	case !validSecret(secret):
+		return fmt.Errorf("%w: a key secret must be %d to %d printable ASCII characters, no space at either end", ErrInvalid, MinSecretLen, MaxSecretLen)
+	}
+	nonce, err := newNonce(r.cfg.Random)
+	if err != nil {
+		return err
+	}
+	p := r.signedFields(nonce)
+	p.Device, p.Secret = device, secret
+	b, err := SignInvite(p, r.cfg.Signer, r.cfg.Random)
+	if err != nil {
+		return fmt.Errorf("discovery: make an invitation: %w", err)
+	}
+	if err := send(r.cfg.Conn, &r.counters, TypeInvite, b, to); err != nil {
+		return fmt.Errorf("discovery: send an invitation to %s: %w", to, err)
+	}
+	return nil
 }
 
 // register makes w the taker of answers to nonce, or reports false if the
