@@ -164,6 +164,9 @@ func accessCases(t *testing.T) map[string]accessCase {
 		"GET /api/v1/discovery/devices":         {role: anyRole, wantStatus: 200},
 		"POST /api/v1/discovery/ping":           {role: core.RoleAdmin, wantStatus: 200},
 		"POST /api/v1/discovery/wake":           {role: core.RoleAdmin, contentType: json, body: `{"device":{"type":"ETHERNET","value":"00:11:22:33:44:55"}}`, wantStatus: 202},
+		// No scan ran in the role table's world: the invitation is refused
+		// after the role check (TestInvite shows one that goes out).
+		"POST /api/v1/discovery/onboard": {role: core.RoleAdmin, contentType: json, body: `{"device":{"type":"ETHERNET","value":"00:11:22:33:44:55"}}`, wantStatus: 404},
 	}
 }
 

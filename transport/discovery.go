@@ -423,8 +423,9 @@ func sameHostID(a discovery.HostID, b hostid.HostID) bool {
 	return len(ids) == 1 && ids[0] == b
 }
 
-// wakeRequest is the body of POST /api/v1/discovery/wake.
-type wakeRequest struct {
+// deviceRequest is the body of POST /api/v1/discovery/wake and
+// /api/v1/discovery/onboard: the device to act on.
+type deviceRequest struct {
 	Device *struct {
 		Type  string `json:"type"`
 		Value string `json:"value"`
@@ -439,18 +440,23 @@ type wakeResponse struct {
 	Failed int `json:"failed"`
 }
 
+// readDevice reads a deviceRequest and returns its device ID.
+func readDevice(w http.ResponseWriter, r *http.Request) (hostid.HostID, error) {
+	var req deviceRequest
+	if err := readJSON(w, r, maxDiscoveryBody, &req); err != nil {
+		return hostid.HostID{}, err
+	}
+	if req.Device == nil {
+		return hostid.HostID{}, badRequest("bad_json", `field "device" is required`)
+	}
+	return hostid.Parse(req.Device.Value, req.Device.Type)
+}
+
 func (s *Server) wake(w http.ResponseWriter, r *http.Request) error {
 	if s.cfg.WakeConn == nil {
 		return fmt.Errorf("%w: Wake-on-LAN is not configured on this node", errNotAvailable)
 	}
-	var req wakeRequest
-	if err := readJSON(w, r, maxDiscoveryBody, &req); err != nil {
-		return err
-	}
-	if req.Device == nil {
-		return badRequest("bad_json", `field "device" is required`)
-	}
-	id, err := hostid.Parse(req.Device.Value, req.Device.Type)
+	id, err := readDevice(w, r)
 	if err != nil {
 		return err
 	}

@@ -25,6 +25,9 @@ type discoveryRig struct {
 	responder *discovery.Responder
 	agent     netip.AddrPort // the Answerer's address
 	wake      *net.UDPConn   // receives magic packets
+	// invites receives the invitations the agent accepts: those signed by
+	// the server's licensing ID.
+	invites chan discovery.Invitation
 }
 
 func listenUDP(t testing.TB) *net.UDPConn {
@@ -61,21 +64,27 @@ func runUntilCleanup(t testing.TB, serve func(context.Context) error) {
 func newDiscoveryRig(t testing.TB, id *licensingid.ID, cfg *Config) *discoveryRig {
 	t.Helper()
 	r, err := discovery.NewResponder(discovery.Config{Conn: listenUDP(t), Signer: id.Key, Certificate: id.Certificate,
-		Offer: func() discovery.OfferInfo { return discovery.OfferInfo{NodeID: "node-a"} }})
+		Offer: func() discovery.OfferInfo {
+			return discovery.OfferInfo{NodeID: "node-a", Endpoints: []discovery.Endpoint{{NodeID: "node-a", URL: "wss://127.0.0.1:8443/ws/device"}}}
+		}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	runUntilCleanup(t, r.Serve)
 	agentConn := listenUDP(t)
+	invites := make(chan discovery.Invitation, 4)
 	a, err := discovery.NewAnswerer(discovery.AnswererConfig{Conn: agentConn, Present: func() discovery.PresentInfo {
 		return discovery.PresentInfo{HostIDs: []discovery.HostID{{Type: discovery.HostIDEthernet, Value: agentMAC},
 			{Type: discovery.HostIDString, Value: "press-1"}}, Alias: "press line 1", Onboarded: true, OnboardedWith: r.Fingerprint()}
-	}})
+	},
+		Trust:  func(fp discovery.Fingerprint) bool { return fp == r.Fingerprint() },
+		Invite: func(inv discovery.Invitation) { invites <- inv },
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	runUntilCleanup(t, a.Serve)
-	rig := &discoveryRig{responder: r, agent: udpAddr(agentConn), wake: listenUDP(t)}
+	rig := &discoveryRig{responder: r, agent: udpAddr(agentConn), wake: listenUDP(t), invites: invites}
 	cfg.Discovery = r
 	cfg.DiscoveryPort = rig.agent.Port()
 	cfg.WakeConn = listenUDP(t)

@@ -63,8 +63,12 @@ var (
 	// errNotWakeable: a wake request for a device without an ETHERNET
 	// hostid (400 not_wakeable).
 	errNotWakeable = errors.New("not wakeable")
-	// errSendFailed: no magic packet could be sent (503 send_failed).
+	// errSendFailed: no magic packet or invitation could be sent (503
+	// send_failed).
 	errSendFailed = errors.New("sending failed")
+	// errNotDiscovered: an invitation for a device no scan found (404
+	// not_discovered).
+	errNotDiscovered = errors.New("device not discovered")
 )
 
 // errorFor maps any error to the API error it is answered with. It is the
@@ -102,6 +106,10 @@ func errorFor(err error) *apiError {
 		status, code = http.StatusConflict, "key_used"
 	case errors.Is(err, core.ErrKeyInactive):
 		status, code = http.StatusConflict, "key_inactive"
+	case errors.Is(err, core.ErrKeyNotForDevice):
+		status, code = http.StatusConflict, "key_not_for_device"
+	case errors.Is(err, core.ErrAlreadyOnboarded):
+		status, code = http.StatusConflict, "already_onboarded"
 	case errors.Is(err, licensingid.ErrWrongPassword):
 		status, code = http.StatusBadRequest, "wrong_password"
 	case errors.Is(err, licensingid.ErrDamaged):
@@ -169,6 +177,8 @@ func errorFor(err error) *apiError {
 		status, code = http.StatusServiceUnavailable, "not_available"
 	case errors.Is(err, errSendFailed):
 		status, code = http.StatusServiceUnavailable, "send_failed"
+	case errors.Is(err, errNotDiscovered):
+		status, code = http.StatusNotFound, "not_discovered"
 	case errors.Is(err, errScanRunning):
 		status, code = http.StatusConflict, "scan_running"
 	case errors.Is(err, errBadTarget):

@@ -45,6 +45,7 @@ type keyView struct {
 	Description string        `json:"description"`
 	State       core.KeyState `json:"state"`
 	Created     time.Time     `json:"created"`
+	For         hostid.HostID `json:"for,omitzero"`
 	UsedBy      hostid.HostID `json:"usedBy,omitzero"`
 	UsedAt      time.Time     `json:"usedAt,omitzero"`
 	Uses        uint64        `json:"uses"`
@@ -52,7 +53,7 @@ type keyView struct {
 
 func viewKey(k core.KeySummary, show bool) keyView {
 	v := keyView{ID: k.ID, Type: k.Type, Secret: k.Secret, Shown: show, Description: k.Description,
-		State: k.State, Created: k.Created, UsedBy: k.UsedBy, UsedAt: k.UsedAt, Uses: k.Uses}
+		State: k.State, Created: k.Created, For: k.For, UsedBy: k.UsedBy, UsedAt: k.UsedAt, Uses: k.Uses}
 	if !show {
 		v.Secret = maskSecret(k.Secret)
 	}

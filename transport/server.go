@@ -278,6 +278,8 @@ func (s *Server) routeTable() []route {
 		{method: "GET", path: "/api/v1/discovery/devices", role: anyRole, handler: s.listDiscovered},
 		{method: "POST", path: "/api/v1/discovery/ping", role: admin, handler: s.pingDiscovered},
 		{method: "POST", path: "/api/v1/discovery/wake", role: admin, handler: s.wake},
+		// An invitation makes a one-time key and sends it on the LAN.
+		{method: "POST", path: "/api/v1/discovery/onboard", role: admin, handler: s.inviteDevice},
 	}
 }
 
