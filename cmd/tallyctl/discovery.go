@@ -182,10 +182,13 @@ func (c *cli) ping(args []string) error {
 	})
 }
 
-func (c *cli) wake(args []string) error {
-	rest, err := parseArgs(c.commandFlags("wake"), args, 1, 2, "wake MAC | wake TYPE VALUE")
+// deviceArgs reads the device of wake and onboard: a MAC alone, or a
+// hostid type and value; it returns the request body too.
+func (c *cli) deviceArgs(command string, args []string) (hostid.HostID, []byte, error) {
+	usage := command + " MAC | " + command + " TYPE VALUE"
+	rest, err := parseArgs(c.commandFlags(command), args, 1, 2, usage)
 	if err != nil {
-		return err
+		return hostid.HostID{}, nil, err
 	}
 	typ, value := "ETHERNET", rest[0]
 	if len(rest) == 2 {
@@ -193,14 +196,19 @@ func (c *cli) wake(args []string) error {
 	}
 	id, err := hostid.Parse(value, typ)
 	if err != nil {
-		return usageError("wake: %v", err)
+		return hostid.HostID{}, nil, usageError("%s: %v", command, err)
+	}
+	body, err := json.Marshal(map[string]hostid.HostID{"device": id})
+	return id, body, err
+}
+
+func (c *cli) wake(args []string) error {
+	id, body, err := c.deviceArgs("wake", args)
+	if err != nil {
+		return err
 	}
 	if id.Type != hostid.Ethernet {
 		return usageError("wake: only ETHERNET hostids can be woken, not %s", id.Type)
-	}
-	body, err := json.Marshal(map[string]hostid.HostID{"device": id})
-	if err != nil {
-		return err
 	}
 	var res struct {
 		Device  hostid.HostID `json:"device"`
@@ -212,5 +220,22 @@ func (c *cli) wake(args []string) error {
 		if res.Failed > 0 {
 			fmt.Fprintf(c.stdout, "%d of %d sends failed\n", res.Failed, len(res.Targets))
 		}
+	})
+}
+
+// onboard invites a discovered device to onboard: the server makes a
+// one-time key bound to it and sends the key in a signed INVITE.
+func (c *cli) onboard(args []string) error {
+	_, body, err := c.deviceArgs("onboard", args)
+	if err != nil {
+		return err
+	}
+	var res struct {
+		Device hostid.HostID `json:"device"`
+		Key    string        `json:"key"`
+		SentTo string        `json:"sentTo"`
+	}
+	return c.send(http.MethodPost, apiPath("discovery", "onboard"), body, "application/json", &res, func() {
+		fmt.Fprintf(c.stdout, "invited %s %s at %s with one-time key %s\n", res.Device.Type, res.Device.Value, res.SentTo, res.Key)
 	})
 }

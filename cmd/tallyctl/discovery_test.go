@@ -53,6 +53,14 @@ func (f *fakeServer) addDiscoveryRoutes(authed func(string, func(http.ResponseWr
 		}
 		writeJSON(w, 202, map[string]any{"device": in.Device, "targets": []string{"255.255.255.255:9", "10.1.2.255:9"}, "failed": 0})
 	})
+	authed("POST /api/v1/discovery/onboard", func(w http.ResponseWriter, r *http.Request) {
+		var in struct{ Device hostid.HostID }
+		if err := json.Unmarshal([]byte(f.body("POST /api/v1/discovery/onboard")), &in); err != nil || in.Device.Value != "00:11:22:33:44:55" {
+			writeError(w, 404, "not discovered", "not_discovered")
+			return
+		}
+		writeJSON(w, 202, map[string]any{"device": in.Device, "key": "k-0123456789abcdef", "sentTo": "10.1.2.7:30005"})
+	})
 }
 
 func TestDiscoveryCommands(t *testing.T) {
@@ -136,7 +144,22 @@ func TestDiscoveryCommands(t *testing.T) {
 			}
 		})
 	}
+	t.Run("onboard", func(t *testing.T) {
+		r := tallyctl(nil, args("onboard", "00-11-22-33-44-55")...)
+		if r.code != 0 || !strings.Contains(r.stdout, "invited ETHERNET 00:11:22:33:44:55 at 10.1.2.7:30005 with one-time key k-0123456789abcdef") {
+			t.Errorf("exit %d, stdout %s, stderr %q", r.code, r.stdout, r.stderr)
+		}
+		if got := f.body("POST /api/v1/discovery/onboard"); got != `{"device":{"value":"00:11:22:33:44:55","type":"ETHERNET"}}` {
+			t.Errorf("onboard request %s", got)
+		}
+		r = tallyctl(nil, args("onboard", "STRING", "press-9")...)
+		if r.code == 0 || !strings.Contains(r.stderr, "not discovered") {
+			t.Errorf("an undiscovered device: exit %d, stderr %q", r.code, r.stderr)
+		}
+	})
 	for name, a := range map[string][]string{
+		"onboard none":  {"onboard"},
+		"onboard bad":   {"onboard", "00:11"},
 		"not ETHERNET":  {"wake", "STRING", "press-1"},
 		"bad MAC":       {"wake", "00:11"},
 		"no device":     {"wake"},

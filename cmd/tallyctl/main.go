@@ -109,6 +109,9 @@ Server commands:
   ping                                    check which discovered devices are online (ADMIN)
   wake MAC | wake TYPE VALUE              send a Wake-on-LAN magic packet to UDP port 9
                                           on the broadcast addresses; ETHERNET only (ADMIN)
+  onboard MAC | onboard TYPE VALUE        invite a discovered device to onboard: a one-time
+                                          key bound to it, sent signed to tally-agent
+                                          listen (ADMIN)
 
 Producer commands (no server):
   producer keygen --out PREFIX            write PREFIX.key (0600) and PREFIX.pub
@@ -247,6 +250,8 @@ func (c *cli) run(args []string) error {
 		return c.ping(rest)
 	case "wake":
 		return c.wake(rest)
+	case "onboard":
+		return c.onboard(rest)
 	case "producer":
 		return c.producer(rest)
 	}
