@@ -246,34 +246,49 @@ func runOnboard(ctx context.Context, o options, args []string, stdout, stderr io
 			return err
 		}
 	}
-	path, _, err := keyFilePath(o, cfg.Hello)
+	device, path, err := onboardWith(ctx, o, cfg, *secret, func(ctx context.Context, cfg deviceproto.ClientConfig) (*deviceproto.Client, error) {
+		return connect(ctx, o, cfg, stderr)
+	})
 	if err != nil {
 		return err
-	}
-	key, err := readDeviceKey(path)
-	if errors.Is(err, os.ErrNotExist) {
-		key, err = createDeviceKey(path)
-	}
-	if err != nil {
-		return err
-	}
-	cfg.Key, cfg.ManualAuthentication = key, true
-	ctx, cancel := context.WithTimeout(ctx, o.timeout)
-	defer cancel()
-	c, err := connect(ctx, o, cfg, stderr)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	device, err := c.Onboard(ctx, *secret)
-	if err != nil {
-		return fmt.Errorf("onboard: %w", err)
 	}
 	if o.json {
 		return writeJSON(stdout, map[string]string{"device": device, "keyFile": path})
 	}
 	fmt.Fprintln(stdout, device)
 	return nil
+}
+
+// onboardWith onboards the device with secret over the connection dial
+// makes, within --timeout, and returns the device as the server named it
+// and the device key file. The device key
+// comes from the key file; when there is none, a new key is made and saved
+// before the server is asked.
+func onboardWith(ctx context.Context, o options, cfg deviceproto.ClientConfig, secret string,
+	dial func(context.Context, deviceproto.ClientConfig) (*deviceproto.Client, error)) (device, path string, err error) {
+	path, _, err = keyFilePath(o, cfg.Hello)
+	if err != nil {
+		return "", "", err
+	}
+	key, err := readDeviceKey(path)
+	if errors.Is(err, os.ErrNotExist) {
+		key, err = createDeviceKey(path)
+	}
+	if err != nil {
+		return "", "", err
+	}
+	cfg.Key, cfg.ManualAuthentication = key, true
+	ctx, cancel := context.WithTimeout(ctx, o.timeout)
+	defer cancel()
+	c, err := dial(ctx, cfg)
+	if err != nil {
+		return "", "", err
+	}
+	defer c.Close()
+	if device, err = c.Onboard(ctx, secret); err != nil {
+		return "", "", fmt.Errorf("onboard: %w", err)
+	}
+	return device, path, nil
 }
 
 // keyFilePath returns the device key file: --key-file, or

@@ -307,6 +307,12 @@ func connect(ctx context.Context, o options, cfg deviceproto.ClientConfig, stder
 	if identity != "" {
 		cfg.VerifyFingerprint = identity
 	}
+	return dialFirst(ctx, urls, cfg, commit)
+}
+
+// dialFirst dials the URLs in order and returns the first connection, after
+// commit has accepted it.
+func dialFirst(ctx context.Context, urls []string, cfg deviceproto.ClientConfig, commit func() error) (*deviceproto.Client, error) {
 	var errs []string
 	for _, u := range urls {
 		c, err := deviceproto.Dial(ctx, u, cfg)

@@ -25,6 +25,8 @@ func runListen(ctx context.Context, o options, args []string, stdout, stderr io.
 	port := fs.Uint("port", discovery.DefaultPort, "UDP port to answer on (0 picks one)")
 	bind := fs.String("bind", "0.0.0.0", "IPv4 address to listen on")
 	noHW := fs.Bool("no-hw", false, "do not add the machine's hardware hostids")
+	identity := fs.String("identity", "", "accept invitations only from this licensing ID fingerprint")
+	acceptFirst := fs.Bool("accept-first-invite", false, "with no pinned licensing ID, accept an invitation from any and pin it")
 	if err := fs.Parse(args); err != nil {
 		return usagef("listen: %s", err)
 	}
@@ -75,18 +77,23 @@ func runListen(ctx context.Context, o options, args []string, stdout, stderr io.
 		return info
 	}
 
+	trust, err := newInviteTrust(*identity, *acceptFirst, trustPath, trustErr)
+	if err != nil {
+		return err
+	}
 	addr := net.JoinHostPort(*bind, strconv.FormatUint(uint64(*port), 10))
 	conn, err := net.ListenPacket("udp4", addr)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
 	defer conn.Close()
-	a, err := discovery.NewAnswerer(discovery.AnswererConfig{Conn: conn, Present: present})
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	inv := &inviteHandler{ctx: ctx, o: o, trust: trust, stdout: stdout, stderr: stderr}
+	a, err := discovery.NewAnswerer(discovery.AnswererConfig{Conn: conn, Present: present, Trust: trust.accepts, Invite: inv.handle})
 	if err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	if o.json {
 		ids := make([]map[string]string, len(hostids))
 		for i, h := range hostids {
@@ -98,7 +105,9 @@ func runListen(ctx context.Context, o options, args []string, stdout, stderr io.
 	} else {
 		fmt.Fprintf(stdout, "listening on udp %s as %s (%d hostids)\n", conn.LocalAddr(), first.Value, len(hostids))
 	}
-	if err := a.Serve(ctx); err != nil {
+	err = a.Serve(ctx)
+	inv.wait()
+	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
 	return nil

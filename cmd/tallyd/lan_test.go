@@ -121,9 +121,31 @@ func TestLANPresence(t *testing.T) {
 		}
 	}()
 
-	// Two devices answer scans and pings.
+	// Two devices answer scans and pings. The second, with a home of its
+	// own, follows the first invitation it gets and says so on stdout.
+	var invited chan string
 	for i, name := range ns[1:] {
 		listen := in(name, "tally-agent", "--hostid", fmt.Sprintf("lan-device-%d", i+1), "listen", "--no-hw")
+		if i == 1 {
+			// The server's TLS certificate is self-signed: the device
+			// checks the licensing ID instead, in the invitation and in the
+			// welcome.
+			listen = in(name, "tally-agent", "--insecure", "--hostid", "lan-device-2", "listen", "--no-hw", "--accept-first-invite")
+			listen.Env = append(listen.Env, "HOME="+filepath.Join(work, "home2"))
+			out, err := listen.StdoutPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			listen.Stderr = os.Stderr
+			invited = make(chan string, 16)
+			go func() {
+				lines := bufio.NewScanner(out)
+				for lines.Scan() {
+					invited <- lines.Text()
+				}
+				close(invited)
+			}()
+		}
 		if err := listen.Start(); err != nil {
 			t.Fatal(err)
 		}
@@ -154,6 +176,42 @@ func TestLANPresence(t *testing.T) {
 	out = run(ns[0], "tallyctl", append(ctl, "ping")...)
 	if !strings.Contains(out, "2 of 2") {
 		t.Fatalf("ping:\n%s", out)
+	}
+
+	// The administrator onboards the second device from the scan's list:
+	// it gets a one-time key bound to it in a signed INVITE and onboards,
+	// pinning the server's licensing ID; the next scan shows it onboarded
+	// here.
+	out = run(ns[0], "tallyctl", append(ctl, "onboard", "STRING", "lan-device-2")...)
+	if !strings.Contains(out, "invited STRING lan-device-2 at 10.78.0.3:") {
+		t.Fatalf("onboard:\n%s", out)
+	}
+	wantLine := "onboarded lan-device-2 with licensing ID " + fingerprint
+	deadline := time.After(time.Minute)
+	for followed := false; !followed; {
+		select {
+		case line, ok := <-invited:
+			if !ok {
+				t.Fatal("the invited device stopped")
+			}
+			followed = strings.HasPrefix(line, wantLine)
+			if !followed && !strings.HasPrefix(line, "listening on") {
+				t.Fatalf("the invited device said %q, want %q", line, wantLine)
+			}
+		case <-deadline:
+			t.Fatal("the invited device did not onboard")
+		}
+	}
+	if pinned, err := os.ReadFile(filepath.Join(work, "home2", ".tally-agent", "server.fingerprint")); err != nil || strings.TrimSpace(string(pinned)) != fingerprint {
+		t.Fatalf("pinned %q, %v", pinned, err)
+	}
+	out = run(ns[0], "tallyctl", append(ctl, "keys", "list", "--json")...)
+	if !strings.Contains(out, `"state": "USED"`) || !strings.Contains(out, `"value": "lan-device-2"`) {
+		t.Fatalf("the invitation's key is not used by lan-device-2:\n%s", out)
+	}
+	out = run(ns[0], "tallyctl", append(ctl, "scan", "--timeout", "3s", "--json")...)
+	if !strings.Contains(out, `"here": true`) {
+		t.Fatalf("the second scan shows no device onboarded here:\n%s", out)
 	}
 
 	// Wake-on-LAN through the API: tshark in a device's namespace decodes
