@@ -18,6 +18,8 @@ import (
 	"path/filepath"
 	"slices"
 	"time"
+
+	"github.com/tallyhq/tally/core/atomicfile"
 )
 
 // Names of the generated certificate files in the data directory.
@@ -174,35 +176,10 @@ func randomSerial(random io.Reader) (*big.Int, error) {
 	return serial, nil
 }
 
-// writeFileAtomic writes data to a temporary file beside path, syncs it,
-// and renames it into place.
+// writeFileAtomic replaces path with data (core/atomicfile).
 func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
+	if err := atomicfile.Write(path, data, mode); err != nil {
 		return fmt.Errorf("%w: %w", ErrCertificate, err)
-	}
-	tmp := f.Name()
-	fail := func(err error) error {
-		f.Close()
-		os.Remove(tmp)
-		return fmt.Errorf("%w: writing %s: %w", ErrCertificate, path, err)
-	}
-	if err := f.Chmod(mode); err != nil {
-		return fail(err)
-	}
-	if _, err := f.Write(data); err != nil {
-		return fail(err)
-	}
-	if err := f.Sync(); err != nil {
-		return fail(err)
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("%w: writing %s: %w", ErrCertificate, path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("%w: writing %s: %w", ErrCertificate, path, err)
 	}
 	return nil
 }
