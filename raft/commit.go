@@ -58,6 +58,17 @@ func (n *Node) Apply(ctx context.Context, c core.Command) (core.Result, error) {
 	if c == nil {
 		return core.Result{}, fmt.Errorf("%w: no command", core.ErrInvalidCommand)
 	}
+	if n.fwd != nil && !n.isLeader() {
+		return n.applyForward(ctx, c)
+	}
+	return n.applyLocal(ctx, c)
+}
+
+// applyLocal proposes c through this node's group commit.
+func (n *Node) applyLocal(ctx context.Context, c core.Command) (core.Result, error) {
+	if c == nil {
+		return core.Result{}, fmt.Errorf("%w: no command", core.ErrInvalidCommand)
+	}
 	p := n.getPending(ctx, c)
 	select {
 	case n.queue <- p:

@@ -36,6 +36,8 @@ type Config struct {
 	// (denials and duplicates included, refusals not), on every node, in
 	// log order, from raft's apply goroutine. It must not block.
 	Observe func(core.Request, core.Result)
+	// Cluster, when set, makes the node a member of a networked cluster.
+	Cluster *ClusterConfig
 }
 
 // Defaults and limits of Config.
@@ -87,5 +89,12 @@ func (c Config) withDefaults() (Config, error) {
 		c.MaxBatch = defaultMaxBatch
 	}
 	c.MaxBatch = min(c.MaxBatch, maxMaxBatch)
+	if c.Cluster != nil {
+		cc := *c.Cluster
+		if err := cc.withDefaults(c.NodeID); err != nil {
+			return c, err
+		}
+		c.Cluster = &cc
+	}
 	return c, nil
 }

@@ -2,6 +2,7 @@ package raft
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -29,6 +30,10 @@ type fsm struct {
 	applied atomic.Uint64
 	// stateNow is the state's clock in Unix nanoseconds, for the proposer.
 	stateNow atomic.Int64
+
+	// waiters wait for the applied index to reach theirs (waitApplied).
+	waitMu  sync.Mutex
+	waiters []appliedWaiter
 
 	batches   atomic.Uint64 // entries applied
 	requests  atomic.Uint64 // requests in them
@@ -61,6 +66,47 @@ func newFSM(cfg core.Config, observe func(core.Request, core.Result)) *fsm {
 	return f
 }
 
+// appliedWaiter is a read waiting for the state to reach an index.
+type appliedWaiter struct {
+	index uint64
+	done  chan struct{}
+}
+
+// waitApplied waits until the applied index is at least index.
+func (f *fsm) waitApplied(ctx context.Context, index uint64) error {
+	if f.applied.Load() >= index {
+		return nil
+	}
+	w := appliedWaiter{index: index, done: make(chan struct{})}
+	f.waitMu.Lock()
+	f.waiters = append(f.waiters, w)
+	f.waitMu.Unlock()
+	f.wake() // the index may have moved before the waiter was listed
+	select {
+	case <-w.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// wake releases the waiters whose index has been applied.
+func (f *fsm) wake() {
+	applied := f.applied.Load()
+	f.waitMu.Lock()
+	defer f.waitMu.Unlock()
+	kept := f.waiters[:0]
+	for _, w := range f.waiters {
+		if w.index <= applied {
+			close(w.done)
+		} else {
+			kept = append(kept, w)
+		}
+	}
+	clear(f.waiters[len(kept):])
+	f.waiters = kept
+}
+
 // Apply applies one entry. An entry at or below the applied index was
 // applied before the snapshot that restored the state and is skipped.
 func (f *fsm) Apply(l *hraft.Log) any {
@@ -86,6 +132,7 @@ func (f *fsm) Apply(l *hraft.Log) any {
 	f.applied.Store(l.Index)
 	f.stateNow.Store(f.state.Now().UnixNano())
 	f.mu.Unlock()
+	f.wake()
 
 	f.batches.Add(1)
 	f.requests.Add(uint64(len(results)))
@@ -169,6 +216,7 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	f.mu.Lock()
 	f.state = st
 	f.applied.Store(applied)
+	f.wake()
 	f.stateNow.Store(st.Now().UnixNano())
 	f.mu.Unlock()
 	return nil

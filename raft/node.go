@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	hraft "github.com/hashicorp/raft"
@@ -46,8 +47,14 @@ type Node struct {
 	fsm     *fsm
 	raft    *hraft.Raft
 	store   *raftboltdb.BoltStore
-	trans   *hraft.InmemTransport
+	trans   io.Closer
 	session core.SessionID
+
+	// A cluster node's peer port and its connection to the leader; nil on
+	// a single node.
+	mux    *mux
+	fwd    *forwarder
+	fwdSeq atomic.Uint64
 
 	// Group commit (commit.go). seq and lastAt belong to the batcher.
 	queue    chan *pending
@@ -108,6 +115,11 @@ func Open(cfg Config) (*Node, error) {
 		store.Close()
 		return nil, err
 	}
+	if cfg.Cluster != nil {
+		// A cluster node serves as soon as it runs: as a follower it
+		// forwards, and while there is no leader requests wait for one.
+		return n, nil
+	}
 	select {
 	case <-n.firstReady:
 	case <-time.After(startupWait):
@@ -135,7 +147,28 @@ func start(cfg Config, session core.SessionID, store *raftboltdb.BoltStore) (*No
 	if err != nil {
 		return nil, fmt.Errorf("open snapshot store: %w", err)
 	}
-	addr, trans := hraft.NewInmemTransport(hraft.ServerAddress(cfg.NodeID))
+	var (
+		addr  hraft.ServerAddress
+		trans closingTransport
+		m     *mux
+	)
+	members := []hraft.Server{{Suffrage: hraft.Voter, ID: hraft.ServerID(cfg.NodeID)}}
+	if cc := cfg.Cluster; cc != nil {
+		if m, err = newMux(cc.Listener, cc.Advertise, cc.ServerTLS, cc.ClientTLS); err != nil {
+			return nil, err
+		}
+		nt := hraft.NewNetworkTransportWithConfig(&hraft.NetworkTransportConfig{
+			Stream: raftLayer{m}, MaxPool: networkTransportPool, Timeout: networkTransportTimout, Logger: hlog,
+		})
+		addr, trans = nt.LocalAddr(), nt
+		members = members[:0]
+		for _, b := range cc.Bootstrap {
+			members = append(members, hraft.Server{Suffrage: hraft.Voter, ID: hraft.ServerID(b.ID), Address: hraft.ServerAddress(b.Address)})
+		}
+	} else {
+		addr, trans = hraft.NewInmemTransport(hraft.ServerAddress(cfg.NodeID))
+		members[0].Address = addr
+	}
 	notify := make(chan bool, 8)
 
 	rc := hraft.DefaultConfig()
@@ -144,6 +177,11 @@ func start(cfg Config, session core.SessionID, store *raftboltdb.BoltStore) (*No
 	rc.ElectionTimeout = electionTimeout
 	rc.LeaderLeaseTimeout = leaderLease
 	rc.CommitTimeout = commitTimeout
+	if cc := cfg.Cluster; cc != nil {
+		rc.HeartbeatTimeout = cc.HeartbeatTimeout
+		rc.ElectionTimeout = cc.ElectionTimeout
+		rc.LeaderLeaseTimeout = cc.LeaderLeaseTimeout
+	}
 	rc.SnapshotThreshold = snapshotThreshold
 	rc.SnapshotInterval = snapshotInterval
 	rc.TrailingLogs = trailingLogs
@@ -163,9 +201,8 @@ func start(cfg Config, session core.SessionID, store *raftboltdb.BoltStore) (*No
 		trans.Close()
 		return nil, fmt.Errorf("inspect raft state: %w", err)
 	}
-	if !existing {
-		members := hraft.Configuration{Servers: []hraft.Server{{Suffrage: hraft.Voter, ID: rc.LocalID, Address: addr}}}
-		if err := hraft.BootstrapCluster(rc, store, store, snaps, trans, members); err != nil {
+	if !existing && len(members) > 0 {
+		if err := hraft.BootstrapCluster(rc, store, store, snaps, trans, hraft.Configuration{Servers: members}); err != nil {
 			trans.Close()
 			return nil, fmt.Errorf("bootstrap raft: %w", err)
 		}
@@ -178,7 +215,7 @@ func start(cfg Config, session core.SessionID, store *raftboltdb.BoltStore) (*No
 		return nil, fmt.Errorf("start raft: %w", err)
 	}
 	n := &Node{
-		cfg: cfg, log: cfg.Logger, fsm: f, raft: r, store: store, trans: trans, session: session,
+		cfg: cfg, log: cfg.Logger, fsm: f, raft: r, store: store, trans: trans, session: session, mux: m,
 		queue:      make(chan *pending, 4*cfg.MaxBatch),
 		slots:      make(chan struct{}, maxInflight),
 		inflight:   make(chan *batch, maxInflight),
@@ -188,11 +225,24 @@ func start(cfg Config, session core.SessionID, store *raftboltdb.BoltStore) (*No
 		raftDown:   make(chan struct{}),
 		stopped:    make(chan struct{}),
 	}
+	if m != nil {
+		n.fwd = &forwarder{m: m}
+		m.onForward = n.serveForward
+		m.wg.Add(1)
+		go m.serve()
+	}
 	n.wg.Add(3)
 	go n.runBatcher()
 	go n.runCompleter()
 	go n.watchLeadership()
 	return n, nil
+}
+
+// closingTransport is a raft transport the node closes: in-memory or
+// network.
+type closingTransport interface {
+	hraft.Transport
+	Close() error
 }
 
 // watchLeadership follows raft's leadership changes: each time the node
@@ -268,6 +318,9 @@ func (n *Node) lead(t *term) {
 // before Read was called: the node must be leader, have applied the log of
 // its term's start, and still be leader now.
 func (n *Node) Read(ctx context.Context, fn func(*core.State) error) error {
+	if n.fwd != nil && !n.isLeader() {
+		return n.readFollower(ctx, fn)
+	}
 	t := n.currentTerm()
 	if t == nil {
 		return notLeader()
@@ -329,9 +382,16 @@ func (n *Node) Close() error {
 		close(n.closing)
 		err := n.raft.Shutdown().Error()
 		close(n.raftDown)
+		if n.fwd != nil {
+			n.fwd.close()
+		}
 		n.wg.Wait()
 		close(n.stopped)
 		err = errors.Join(err, n.trans.Close(), n.store.Close())
+		if n.mux != nil {
+			n.mux.close()
+			n.mux.wait()
+		}
 		if err != nil {
 			n.closeErr = fmt.Errorf("close raft node: %w", err)
 		}

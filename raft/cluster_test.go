@@ -1,0 +1,410 @@
+package raft
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"net"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tallyhq/tally/core"
+	"github.com/tallyhq/tally/raft/clustertls"
+)
+
+// testCA is a cluster CA for tests.
+type testCA struct{ ca *clustertls.CA }
+
+func newTestCA(t testing.TB) testCA {
+	t.Helper()
+	ca, err := clustertls.NewCA("test", time.Now(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return testCA{ca}
+}
+
+// identity issues a node certificate for id.
+func (c testCA) identity(t testing.TB, id string) *clustertls.Identity {
+	t.Helper()
+	key, err := clustertls.NewNodeKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	csr, err := clustertls.NodeCSR(key, id, rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := c.ca.SignNode(csr, id, time.Now(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ident, err := clustertls.NewIdentity(c.ca.CertDER, cert, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ident
+}
+
+// testCluster is a set of nodes on loopback TCP under mutual TLS.
+type testCluster struct {
+	t      testing.TB
+	ca     testCA
+	dirs   map[string]string
+	addrs  map[string]string
+	idents map[string]*clustertls.Identity
+
+	mu    sync.Mutex
+	nodes map[string]*Node
+}
+
+func newTestCluster(t testing.TB) *testCluster {
+	return &testCluster{t: t, ca: newTestCA(t), dirs: map[string]string{}, addrs: map[string]string{},
+		idents: map[string]*clustertls.Identity{}, nodes: map[string]*Node{}}
+}
+
+// start opens node id; bootstrap, when not nil, is its bootstrap
+// configuration (used only on first start). The node keeps its address
+// and data directory across restarts.
+func (c *testCluster) start(id string, bootstrap []string) *Node {
+	c.t.Helper()
+	if c.dirs[id] == "" {
+		c.dirs[id] = c.t.TempDir()
+		c.idents[id] = c.ca.identity(c.t, id)
+	}
+	addr := c.addrs[id]
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	var ln net.Listener
+	var err error
+	for range 100 { // the old port may linger briefly after a close
+		if ln, err = net.Listen("tcp", addr); err == nil {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.addrs[id] = ln.Addr().String()
+	var members []Member
+	for _, b := range bootstrap {
+		members = append(members, Member{ID: b, Address: c.addrOf(b)})
+	}
+	ident := c.idents[id]
+	n, err := Open(Config{DataDir: c.dirs[id], NodeID: id, TickInterval: time.Hour, Cluster: &ClusterConfig{
+		Listener: ln, Advertise: ln.Addr().String(), ServerTLS: ident.ServerTLS(), ClientTLS: ident.ClientTLS(),
+		Bootstrap: members, ForwardWait: 30 * time.Second,
+		HeartbeatTimeout: 200 * time.Millisecond, ElectionTimeout: 200 * time.Millisecond, LeaderLeaseTimeout: 100 * time.Millisecond,
+	}})
+	if err != nil {
+		c.t.Fatalf("open %s: %v", id, err)
+	}
+	c.mu.Lock()
+	c.nodes[id] = n
+	c.mu.Unlock()
+	c.t.Cleanup(func() { n.Close() })
+	return n
+}
+
+// addrOf returns a node's peer address, reserving a port for one not
+// started yet.
+func (c *testCluster) addrOf(id string) string {
+	c.t.Helper()
+	if a := c.addrs[id]; a != "" {
+		return a
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.addrs[id] = ln.Addr().String()
+	ln.Close()
+	return c.addrs[id]
+}
+
+// kill closes a node, as a crash would leave its data.
+func (c *testCluster) kill(id string) {
+	c.mu.Lock()
+	n := c.nodes[id]
+	delete(c.nodes, id)
+	c.mu.Unlock()
+	n.Close()
+}
+
+// leader waits for a leader among the running nodes and returns its ID.
+func (c *testCluster) leader() string {
+	c.t.Helper()
+	for range 3000 {
+		c.mu.Lock()
+		for id, n := range c.nodes {
+			if n.isLeader() {
+				c.mu.Unlock()
+				return id
+			}
+		}
+		c.mu.Unlock()
+		time.Sleep(10 * time.Millisecond)
+	}
+	c.t.Fatal("no leader was elected")
+	return ""
+}
+
+func (c *testCluster) node(id string) *Node {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.nodes[id]
+}
+
+// followers returns the running nodes that are not the leader.
+func (c *testCluster) followers(leader string) []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []string
+	for id := range c.nodes {
+		if id != leader {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+var three = []string{"n1", "n2", "n3"}
+
+// TestClusterForwardsAndReadsLinearizably: three nodes bootstrapped
+// together elect a leader; writes on followers are forwarded, refusals keep
+// their sentinels, and a read on any node sees every write acknowledged on
+// any other.
+func TestClusterForwardsAndReadsLinearizably(t *testing.T) {
+	c := newTestCluster(t)
+	for _, id := range three {
+		c.start(id, three)
+	}
+	leader := c.leader()
+	followers := c.followers(leader)
+	f0, f1 := c.node(followers[0]), c.node(followers[1])
+	apply(t, f0, rights(100))
+	for i := range 20 {
+		d := device(t, devName(i))
+		writer, reader := f0, f1
+		if i%2 == 1 {
+			writer, reader = f1, c.node(leader)
+		}
+		apply(t, writer, hello(d))
+		if res := apply(t, writer, checkout(d, "cad", 1)); res.Grant.Count != 1 {
+			t.Fatalf("checkout %d on a follower: %+v", i, res)
+		}
+		var used int64
+		err := reader.Read(context.Background(), func(s *core.State) error {
+			for _, f := range s.Features() {
+				if f.Name == "cad" {
+					used = f.Used
+				}
+			}
+			return nil
+		})
+		if err != nil || used != int64(i+1) {
+			t.Fatalf("read after write %d: used %d, %v", i, used, err)
+		}
+	}
+	// A refusal on a follower is the leader's, sentinel and all.
+	_, err := f1.Apply(context.Background(), &core.DropDevice{Device: device(t, "no-such-device")})
+	if !errors.Is(err, core.ErrUnknownDevice) || errors.Is(err, core.ErrNotApplied) {
+		t.Fatalf("drop of an unknown device on a follower: %v", err)
+	}
+	// Every node holds the same state.
+	want := readView(t, c.node(leader))
+	for _, id := range followers {
+		if got := readView(t, c.node(id)); got != want {
+			t.Fatalf("%s differs from the leader:\n%s\nleader:\n%s", id, got, want)
+		}
+	}
+}
+
+// TestClusterSurvivesLeaderLoss: with the leader gone, the survivors elect
+// another and serve; every acknowledged lease is there; the old leader
+// comes back and catches up.
+func TestClusterSurvivesLeaderLoss(t *testing.T) {
+	c := newTestCluster(t)
+	for _, id := range three {
+		c.start(id, three)
+	}
+	old := c.leader()
+	apply(t, c.node(old), rights(100))
+	for i := range 10 {
+		apply(t, c.node(old), hello(device(t, devName(i))))
+		apply(t, c.node(old), checkout(device(t, devName(i)), "cad", 2))
+	}
+	c.kill(old)
+	survivor := c.node(c.followers(old)[0])
+	for i := 10; i < 20; i++ {
+		apply(t, survivor, hello(device(t, devName(i))))
+		if res := apply(t, survivor, checkout(device(t, devName(i)), "cad", 2)); res.Grant.Count != 2 {
+			t.Fatalf("checkout after failover: %+v", res)
+		}
+	}
+	want := readView(t, survivor)
+	if !strings.Contains(want, devName(0)) || !strings.Contains(want, devName(19)) {
+		t.Fatalf("leases lost:\n%s", want)
+	}
+	back := c.start(old, nil)
+	for attempt := 0; ; attempt++ {
+		if got := readView(t, back); got == want {
+			break
+		} else if attempt == 1000 {
+			t.Fatalf("the restarted node did not catch up:\n%s", got)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestClusterMembership: nodes that start empty are added one by one, from
+// the leader and from a follower; a node is removed; removing the last
+// voter or a stranger is refused.
+func TestClusterMembership(t *testing.T) {
+	c := newTestCluster(t)
+	first := c.start("n1", []string{"n1"})
+	c.leader()
+	c.start("n2", nil)
+	c.start("n3", nil)
+	ctx := context.Background()
+	if err := first.AddVoter(ctx, "n2", c.addrOf("n2")); err != nil {
+		t.Fatalf("add n2: %v", err)
+	}
+	// n2 follows now; n3 is added through it.
+	for c.node("n2").Status().Leader == "" {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := c.node("n2").AddVoter(ctx, "n3", c.addrOf("n3")); err != nil {
+		t.Fatalf("add n3 through a follower: %v", err)
+	}
+	apply(t, c.node("n3"), rights(5))
+	members, err := c.node("n3").Members()
+	if err != nil || len(members) != 3 {
+		t.Fatalf("members %+v, %v", members, err)
+	}
+	if err := c.node("n3").RemoveServer(ctx, "n9"); !errors.Is(err, ErrInvalidMember) {
+		t.Fatalf("removing a stranger: %v", err)
+	}
+	if err := c.node("n3").RemoveServer(ctx, "n2"); err != nil {
+		t.Fatalf("remove n2: %v", err)
+	}
+	if members, _ := first.Members(); len(members) != 2 {
+		t.Fatalf("after removal: %+v", members)
+	}
+	c.kill("n2")
+	apply(t, c.node("n3"), hello(device(t, "after-removal")))
+}
+
+// TestClusterRefusesForeignCertificates: a peer whose certificate is not
+// from the cluster CA cannot open a raft or forwarding connection.
+func TestClusterRefusesForeignCertificates(t *testing.T) {
+	c := newTestCluster(t)
+	n := c.start("n1", []string{"n1"})
+	c.leader()
+	foreign := newTestCA(t).identity(t, "n1")
+	m, err := newMux(nil, "127.0.0.1:1", foreign.ServerTLS(), foreign.ClientTLS())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, proto := range []byte{protoRaft, protoForward} {
+		conn, err := m.dial(c.addrOf("n1"), proto, 5*time.Second)
+		if err == nil {
+			// TLS 1.3 reports a refused client certificate on the first
+			// read.
+			conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+			_, err = conn.Read(make([]byte, 1))
+			conn.Close()
+		}
+		if err == nil {
+			t.Fatalf("protocol %c: a foreign certificate was let in", proto)
+		}
+	}
+	// The node still serves.
+	apply(t, n, rights(1))
+}
+
+// TestClusterConfigRefused: unusable cluster configurations are refused
+// before anything starts.
+func TestClusterConfigRefused(t *testing.T) {
+	ident := newTestCA(t).identity(t, "n1")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	for name, cc := range map[string]ClusterConfig{
+		"no TLS":            {Listener: ln, Advertise: ln.Addr().String()},
+		"unspecified":       {Listener: ln, Advertise: "0.0.0.0:61616", ServerTLS: ident.ServerTLS(), ClientTLS: ident.ClientTLS()},
+		"bootstrap without": {Listener: ln, Advertise: ln.Addr().String(), ServerTLS: ident.ServerTLS(), ClientTLS: ident.ClientTLS(), Bootstrap: []Member{{ID: "n2", Address: "127.0.0.1:1"}}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			cc := cc
+			_, err := Open(Config{DataDir: filepath.Join(t.TempDir(), "d"), NodeID: "n1", Cluster: &cc})
+			if !errors.Is(err, ErrInvalidConfig) {
+				t.Fatalf("%s: %v", name, fmt.Sprint(err))
+			}
+		})
+	}
+}
+
+// TestClusterGroupCommitAcrossNodes: many concurrent checkouts on every
+// node share log entries on the leader, and none is lost or doubled.
+func TestClusterGroupCommitAcrossNodes(t *testing.T) {
+	c := newTestCluster(t)
+	for _, id := range three {
+		c.start(id, three)
+	}
+	leader := c.node(c.leader())
+	apply(t, leader, rights(1000))
+	const perNode = 100
+	before := metric(t, leader, "tally_raft_batches_applied_total")
+	var wg sync.WaitGroup
+	errs := make(chan error, 3*perNode)
+	for k, id := range three {
+		n := c.node(id)
+		for i := range perNode {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				d := device(t, devName(k*perNode+i))
+				if _, err := n.Apply(context.Background(), hello(d)); err != nil {
+					errs <- err
+					return
+				}
+				res, err := n.Apply(context.Background(), checkout(d, "cad", 1))
+				if err == nil && res.Grant.Count != 1 {
+					err = fmt.Errorf("checkout: %+v", res)
+				}
+				if err != nil {
+					errs <- err
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	batches := metric(t, leader, "tally_raft_batches_applied_total") - before
+	if batches >= 2*3*perNode {
+		t.Fatalf("%v log entries for %d requests: no group commit", batches, 2*3*perNode)
+	}
+	err := leader.Read(context.Background(), func(s *core.State) error {
+		for _, f := range s.Features() {
+			if f.Name == "cad" && f.Used != 3*perNode {
+				return fmt.Errorf("cad used %d, want %d", f.Used, 3*perNode)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
