@@ -24,8 +24,8 @@ type Actor struct {
 // Audited is an administrative command with the actor that asked for it.
 // Applying it applies Command; when that succeeds and changes something, an
 // AuditRecord is appended to the audit log. It wraps neither itself nor the
-// device commands (Tick, Hello, Checkout, Disconnect, Onboard): onboarding
-// writes its own record.
+// device commands (Tick, Hello, Checkout, Disconnect, Onboard) nor
+// UseJoinToken: onboarding and joining write their own records.
 type Audited struct {
 	Actor   Actor
 	Command Command
@@ -49,7 +49,7 @@ func (c *Audited) validate() error {
 	switch c.Command.(type) {
 	case nil:
 		return fmt.Errorf("%w: audited without a command", ErrInvalidCommand)
-	case *Audited, *Tick, *Hello, *Checkout, *Disconnect, *Onboard:
+	case *Audited, *Tick, *Hello, *Checkout, *Disconnect, *Onboard, *UseJoinToken:
 		return fmt.Errorf("%w: %s cannot be audited", ErrInvalidCommand, c.Command.Type())
 	}
 	return c.Command.validate()
@@ -260,6 +260,9 @@ func auditDetail(c Command) string {
 		return fmt.Sprintf("restored a database backup (%d bytes)", len(c.Snapshot))
 	}
 	if d, ok := keysDetail(c); ok {
+		return d
+	}
+	if d, ok := clusterDetail(c); ok {
 		return d
 	}
 	return c.Type()

@@ -7,11 +7,12 @@ import (
 // RestoreBackup replaces the state with a database backup: the bytes of an
 // earlier Snapshot. Rights, devices and their leases, reservations, the
 // license model, properties, users, first-authentication keys and the audit
-// log come back as the backup held them. Three things do not go back: the
+// log come back as the backup held them. Four things do not go back: the
 // clock (leases that ended since the backup end at once), the request
-// sessions (so that retries stay deduplicated across the restore), and the
-// main licensing ID, which is the installation's identity rather than data. A backup that does not
-// restore is refused and nothing changes.
+// sessions (so that retries stay deduplicated across the restore), the
+// main licensing ID, which is the installation's identity rather than data,
+// and the cluster CA and join tokens, which belong to the running cluster.
+// A backup that does not restore is refused and nothing changes.
 type RestoreBackup struct {
 	Snapshot []byte `json:"snapshot"`
 }
@@ -41,11 +42,16 @@ func (s *State) restoreBackup(c *RestoreBackup) (Result, error) {
 		now = r.now
 	}
 	sessions, sessionOrder, nextSweep, mainID := s.sessions, s.sessionOrder, s.nextSweep, s.mainID
+	ca, joinTokens := s.clusterCA, s.joinTokens
 	*s = *r
 	s.now, s.sessions, s.sessionOrder, s.nextSweep = now, sessions, sessionOrder, nextSweep
 	// The licensing ID is the installation's identity, not data: a backup
 	// from before it was restored or replaced must not bring an old one back.
 	s.mainID = mainID
+	// The CA and join tokens are the running cluster's: a backup from
+	// another cluster, or from before a token was used, must not bring
+	// theirs back.
+	s.clusterCA, s.joinTokens = ca, joinTokens
 	var res Result
 	s.advance(&res)
 	return res, nil

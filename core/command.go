@@ -166,6 +166,14 @@ func newCommand(typ string) (Command, bool) {
 		return &Logout{}, true
 	case "setTokenKey":
 		return &SetTokenKey{}, true
+	case "setClusterCa":
+		return &SetClusterCA{}, true
+	case "createJoinToken":
+		return &CreateJoinToken{}, true
+	case "deleteJoinToken":
+		return &DeleteJoinToken{}, true
+	case "useJoinToken":
+		return &UseJoinToken{}, true
 	}
 	return nil, false
 }

@@ -1,9 +1,10 @@
 // Package core is Tally's licensing engine: the rules of feature lines,
 // leases, devices, reservations, named license pools, properties,
-// administrators, first-authentication keys and the audit log, kept as a
-// deterministic state machine. It imports nothing of Tally's outside core
-// and does no I/O: the replication layer feeds it commands in log order and
-// reads its views; the network layers never decide a rule.
+// administrators, first-authentication keys, the cluster's CA and join
+// tokens and the audit log, kept as a deterministic state machine. It
+// imports nothing of Tally's outside core and does no I/O: the replication
+// layer feeds it commands in log order and reads its views; the network
+// layers never decide a rule.
 //
 // # Commands
 //
@@ -91,7 +92,8 @@
 // of the one before and its own fields, so VerifyAudit finds any record
 // changed, removed or reordered, and Restore refuses a snapshot whose chain
 // does not verify. Device commands are not audited, except onboarding,
-// which writes its own record for every use of a key. The log keeps at most
+// which writes its own record for every use of a key; a node joining the
+// cluster (UseJoinToken) writes one too. The log keeps at most
 // Config.MaxAuditRecords records; past that the oldest tenth is dropped and
 // the first record kept anchors the chain.
 //
@@ -128,6 +130,24 @@
 // it. The first proposed wins; only a restore of a licensing-ID backup
 // replaces it (Replace).
 //
+// # The cluster's trust
+//
+// The cluster CA, which signs the certificates of the cluster's nodes, is
+// replicated so that any member can admit a node. The bootstrapping node
+// proposes it (SetClusterCA); the first one stays, the same bytes again
+// change nothing and other bytes are refused (ErrClusterCAExists). Core
+// keeps the PEM as given and checks only its size; package
+// raft/clustertls parses it. Administrators make join tokens
+// (CreateJoinToken, DeleteJoinToken): an ID of lower-case letters and
+// digits, the 32-byte verifier of the token's secret (the secret itself
+// never reaches the state) and an expiry at most seven days ahead; the
+// cluster holds at most 1,000. The member admitting a joiner checks the
+// joiner's proof against JoinTokenVerifier and applies UseJoinToken, which
+// decides in apply: a token admits one node, ever, so of two nodes racing
+// on two members one wins. The same node repeating its join is told it
+// joined; an expired token admits nobody. Expired tokens are not removed:
+// the JoinTokens view marks them, and an administrator deletes them.
+//
 // # Database backups
 //
 // A database backup is a Snapshot. RestoreBackup puts one back in place of
@@ -135,13 +155,15 @@
 // properties, users, keys and the audit log are as the backup held them,
 // but the clock does not go back (leases that ended since end at once) and
 // the request sessions are kept, so retries stay deduplicated, and the main
-// licensing ID stays as it is: a database restore never changes it.
+// licensing ID, the cluster CA and the join tokens stay as they are: a
+// database restore never changes them.
 //
 // # Invariant
 //
 // At every point, for every line, counts used plus consumed never exceed
 // its count and overdraft used never exceeds its overdraft; a one-time key
-// is used by at most one device; the audit chain verifies. The property
-// tests check this after every command of random sequences, together with a
-// snapshot restored mid-way replaying to the same state.
+// is used by at most one device, a join token by at most one node; the
+// audit chain verifies. The property tests check this after every command
+// of random sequences, together with a snapshot restored mid-way replaying
+// to the same state.
 package core

@@ -44,4 +44,12 @@ var (
 	ErrKeyUsed            = errors.New("one-time key is already used")
 	ErrKeyNotForDevice    = errors.New("one-time key is bound to another device")
 	ErrInvalidClientKey   = errors.New("invalid client key")
+
+	ErrInvalidClusterCA = errors.New("invalid cluster CA")
+	ErrClusterCAExists  = errors.New("another cluster CA is already set")
+	ErrInvalidJoinToken = errors.New("invalid join token")
+	ErrUnknownJoinToken = errors.New("unknown join token")
+	ErrJoinTokenExists  = errors.New("join token already exists")
+	ErrJoinTokenExpired = errors.New("join token has expired")
+	ErrJoinTokenUsed    = errors.New("join token already admitted another node")
 )

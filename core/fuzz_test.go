@@ -16,6 +16,8 @@ func fuzzState(t testing.TB) *harness {
 	h.apply(&CreateKeys{KeyType: KeyMass, Keys: []NewKey{{ID: "m", Secret: "fuzz-mass-secret"}}})
 	h.apply(&CreateKeys{KeyType: KeyOneTime, Keys: []NewKey{{ID: "k1", Secret: "fuzz-one-time"}, {ID: "k2", Secret: "fuzz-one-time-2"}}})
 	h.rights("r", 1, fline("l", "cad", "1.0", 3), fline("m", "viewer", "2.0", 10))
+	h.apply(setCA(1))
+	h.apply(h.joinToken("j1", time.Hour))
 	d := h.hello(1)
 	h.granted(d, "cad", "1.0", 1)
 	return h
@@ -33,6 +35,10 @@ func FuzzDecodeRequest(f *testing.F) {
 		{ID: RequestID{1, 5}, At: t0, Command: &SetModel{Text: sitesModel}},
 		{ID: RequestID{1, 6}, At: t0, Command: &SetProperty{Name: "server.pageSize", Value: "50"}},
 		{ID: RequestID{1, 7}, At: t0, Command: &DropDevice{Device: mac(1)}},
+		{ID: RequestID{1, 8}, At: t0, Command: setCA(2)},
+		{ID: RequestID{1, 9}, At: t0, Command: audited(&CreateJoinToken{ID: "j2", Verifier: verifier(2), Expires: t0.Add(time.Hour), Description: "node 2"})},
+		{ID: RequestID{1, 10}, At: t0, Command: &UseJoinToken{ID: "j1", Node: "node-2"}},
+		{ID: RequestID{1, 11}, At: t0, Command: audited(&DeleteJoinToken{ID: "j1"})},
 	}
 	for _, r := range seeds {
 		b, err := EncodeRequest(r)

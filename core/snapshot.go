@@ -39,6 +39,10 @@ type snapshot struct {
 	Keys         []keySnapshot      `json:"keys,omitempty"`
 	ClientKey    []byte             `json:"clientKey,omitempty"`
 	MainID       *MainLicensingID   `json:"mainId,omitempty"`
+
+	// The cluster's trust, which a database restore leaves as it is.
+	ClusterCA  *clusterCA  `json:"clusterCa,omitempty"`
+	JoinTokens []joinToken `json:"joinTokens,omitempty"`
 }
 
 type keySnapshot struct {
@@ -151,6 +155,7 @@ func (s *State) Snapshot() ([]byte, error) {
 	}
 	snap.ClientKey = s.clientKey
 	snap.MainID = s.mainID
+	s.snapshotCluster(&snap)
 	return json.Marshal(snap)
 }
 
@@ -266,6 +271,9 @@ func restore(cfg Config, snap *snapshot) (*State, error) {
 		return nil, err
 	}
 	if err := s.restoreKeys(snap); err != nil {
+		return nil, err
+	}
+	if err := s.restoreCluster(snap); err != nil {
 		return nil, err
 	}
 	return s, s.checkAccounts()

@@ -88,6 +88,9 @@ type State struct {
 	keyBySecret map[string]*firstAuthKey
 	clientKey   []byte
 
+	clusterCA  *clusterCA
+	joinTokens map[string]*joinToken // by ID
+
 	// noChange is set by a command that succeeded without changing
 	// anything, so that Audited records nothing for it.
 	noChange bool
@@ -117,6 +120,7 @@ func New(cfg Config) *State {
 		users:         map[string]*userRecord{},
 		keys:          map[string]*firstAuthKey{},
 		keyBySecret:   map[string]*firstAuthKey{},
+		joinTokens:    map[string]*joinToken{},
 	}
 	s.policy = s.props.policy()
 	return s
@@ -299,6 +303,14 @@ func (s *State) dispatch(c Command) (Result, error) {
 	case *SetClientKey:
 		s.setClientKey(c)
 		return Result{}, nil
+	case *SetClusterCA:
+		return Result{}, s.setClusterCA(c)
+	case *CreateJoinToken:
+		return Result{}, s.createJoinToken(c)
+	case *DeleteJoinToken:
+		return Result{}, s.deleteJoinToken(c)
+	case *UseJoinToken:
+		return Result{}, s.useJoinToken(c)
 	}
 	return Result{}, fmt.Errorf("%w %T", ErrUnknownCommand, c)
 }

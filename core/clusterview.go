@@ -1,0 +1,42 @@
+package core
+
+import (
+	"context"
+	"time"
+)
+
+// ClusterMember is one server of the cluster as the cluster view shows it:
+// its place in the configuration and, when it answered, its own account of
+// itself.
+type ClusterMember struct {
+	ID      string `json:"id"`
+	Address string `json:"address"`
+	Voter   bool   `json:"voter"`
+	// Reachable says the member answered the node that asked; Error says
+	// why not.
+	Reachable bool   `json:"reachable"`
+	Error     string `json:"error,omitempty"`
+	// State is the member's raft state (Leader, Follower, Candidate), Leader
+	// the leader it follows.
+	State        string    `json:"state,omitempty"`
+	Leader       string    `json:"leader,omitempty"`
+	AppliedIndex uint64    `json:"appliedIndex"`
+	LastIndex    uint64    `json:"lastIndex"`
+	LastContact  time.Time `json:"lastContact,omitzero"`
+}
+
+// Cluster is what the API asks of the replication layer beyond Store: the
+// members and their health, membership changes, and admitting a node that
+// presents a join token. The raft package implements it.
+type Cluster interface {
+	// ClusterMembers asks every member for its status.
+	ClusterMembers(ctx context.Context) ([]ClusterMember, error)
+	// RemoveServer removes a member; refused when it would leave no voter.
+	RemoveServer(ctx context.Context, id string) error
+	// Admit answers a join request (its bytes and proof, as the joining
+	// node sent them) with the response bytes and their proof.
+	Admit(ctx context.Context, request, proof []byte, remote string) (response, responseProof []byte, err error)
+	// NewJoinToken makes a join token: the string for the operator, and
+	// the ID and verifier CreateJoinToken keeps.
+	NewJoinToken() (token, id string, verifier []byte, err error)
+}
