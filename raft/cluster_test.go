@@ -2,7 +2,9 @@ package raft
 
 import (
 	"context"
+	"crypto/ecdsa"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -74,7 +76,9 @@ func (c *testCluster) start(id string, bootstrap []string) *Node {
 	c.t.Helper()
 	if c.dirs[id] == "" {
 		c.dirs[id] = c.t.TempDir()
-		c.idents[id] = c.ca.identity(c.t, id)
+		if c.idents[id] == nil {
+			c.idents[id] = c.ca.identity(c.t, id)
+		}
 	}
 	addr := c.addrs[id]
 	if addr == "" {
@@ -406,5 +410,101 @@ func TestClusterGroupCommitAcrossNodes(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// joinRequest makes a node's key and the proven request to join as id.
+func joinRequest(t testing.TB, token clustertls.JoinToken, id, address string) (*ecdsa.PrivateKey, []byte, []byte) {
+	t.Helper()
+	key, err := clustertls.NewNodeKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	csr, err := clustertls.NodeCSR(key, id, rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := json.Marshal(JoinRequest{Token: token.ID, NodeID: id, Address: address, CSR: csr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key, req, clustertls.JoinProof(token.Verifier(), clustertls.JoinRequestContext, req)
+}
+
+// TestClusterJoinWithToken: a member admits a node that proves it holds a
+// join token: the node gets its certificate from the replicated CA, is
+// added as a voter and serves; the token admits nobody else, and a request
+// without the token's proof or an answer not proven with it is refused.
+func TestClusterJoinWithToken(t *testing.T) {
+	c := newTestCluster(t)
+	n1 := c.start("n1", []string{"n1"})
+	c.leader()
+	certPEM, keyPEM, err := c.ca.ca.MarshalPEM()
+	if err != nil {
+		t.Fatal(err)
+	}
+	apply(t, n1, &core.SetClusterCA{CertPEM: certPEM, KeyPEM: keyPEM})
+	token, err := clustertls.NewJoinToken(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	apply(t, n1, &core.CreateJoinToken{ID: token.ID, Verifier: token.Verifier(), Expires: time.Now().Add(time.Hour)})
+	ctx := context.Background()
+
+	// Without the secret: refused as an unknown token, nothing spent.
+	other, _ := clustertls.NewJoinToken(rand.Reader)
+	_, forged, _ := joinRequest(t, token, "n2", c.addrOf("n2"))
+	if _, _, err := n1.Admit(ctx, forged, clustertls.JoinProof(other.Verifier(), clustertls.JoinRequestContext, forged), "test"); !errors.Is(err, core.ErrUnknownJoinToken) {
+		t.Fatalf("a request proven with another token: %v", err)
+	}
+
+	key, req, proof := joinRequest(t, token, "n2", c.addrOf("n2"))
+	resp, respProof, err := n1.Admit(ctx, req, proof, "test")
+	if err != nil {
+		t.Fatalf("admit: %v", err)
+	}
+	if _, err := CheckJoinResponse(other, req, resp, respProof); !errors.Is(err, ErrJoin) {
+		t.Fatalf("an answer checked with another token: %v", err)
+	}
+	if _, err := CheckJoinResponse(token, forged, resp, respProof); !errors.Is(err, ErrJoin) {
+		t.Fatalf("an answer to another request: %v", err)
+	}
+	jr, err := CheckJoinResponse(token, req, resp, respProof)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ident, err := clustertls.NewIdentity(jr.CA, jr.Certificate, key)
+	if err != nil {
+		t.Fatalf("identity from the answer: %v", err)
+	}
+	c.idents["n2"] = ident
+	n2 := c.start("n2", nil)
+	for attempt := 0; ; attempt++ {
+		if members, _ := n2.Members(); len(members) == 2 {
+			break
+		} else if attempt == 3000 {
+			t.Fatalf("n2 never became a member: %+v", members)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	apply(t, n2, rights(3))
+
+	// The token is spent: another node is refused, the same node's retry
+	// is answered.
+	_, req3, proof3 := joinRequest(t, token, "n3", "127.0.0.1:1")
+	if _, _, err := n2.Admit(ctx, req3, proof3, "test"); !errors.Is(err, core.ErrJoinTokenUsed) {
+		t.Fatalf("a second node on one token: %v", err)
+	}
+	if _, _, err := n2.Admit(ctx, req, proof, "test"); err != nil {
+		t.Fatalf("the admitted node asking again: %v", err)
+	}
+	status, err := n1.ClusterMembers(ctx)
+	if err != nil || len(status) != 2 {
+		t.Fatalf("status %+v, %v", status, err)
+	}
+	for _, m := range status {
+		if !m.Reachable || m.AppliedIndex == 0 || (m.State != "Leader" && m.State != "Follower") {
+			t.Fatalf("member %+v", m)
+		}
 	}
 }

@@ -58,22 +58,35 @@ var forwardedErrors = []error{
 	core.ErrInvalidUser, core.ErrLastAdmin, core.ErrAuditTampered, core.ErrInvalidKey,
 	core.ErrUnknownKey, core.ErrKeyExists, core.ErrDuplicateKeySecret, core.ErrKeyInactive,
 	core.ErrAlreadyOnboarded, core.ErrInvalidLicensingID, core.ErrKeyUsed, core.ErrKeyNotForDevice,
-	core.ErrInvalidClientKey, hostid.ErrUnknownType, hostid.ErrInvalidValue, version.ErrInvalid,
-	ErrInvalidMember,
+	core.ErrInvalidClientKey, core.ErrInvalidClusterCA, core.ErrClusterCAExists, core.ErrInvalidJoinToken,
+	core.ErrUnknownJoinToken, core.ErrJoinTokenExists, core.ErrJoinTokenExpired, core.ErrJoinTokenUsed,
+	hostid.ErrUnknownType, hostid.ErrInvalidValue, version.ErrInvalid,
+	ErrInvalidMember, ErrJoin,
 }
 
-// wireError is an error as a reply carries it: its text and the indexes in
-// forwardedErrors of the sentinels it wraps.
+// sentinelByText finds a forwarded sentinel by its text. Texts, not
+// positions, travel, so nodes of different versions understand each other
+// during a rolling upgrade: a sentinel one side does not know is left out.
+var sentinelByText = func() map[string]error {
+	m := make(map[string]error, len(forwardedErrors))
+	for _, e := range forwardedErrors {
+		m[e.Error()] = e
+	}
+	return m
+}()
+
+// wireError is an error as a reply carries it: its text and the texts of
+// the forwarded sentinels it wraps.
 type wireError struct {
-	Message   string `json:"message"`
-	Sentinels []int  `json:"sentinels,omitempty"`
+	Message   string   `json:"message"`
+	Sentinels []string `json:"sentinels,omitempty"`
 }
 
 func encodeError(err error) []byte {
 	w := wireError{Message: err.Error()}
-	for i, s := range forwardedErrors {
+	for _, s := range forwardedErrors {
 		if errors.Is(err, s) {
-			w.Sentinels = append(w.Sentinels, i)
+			w.Sentinels = append(w.Sentinels, s.Error())
 		}
 	}
 	b, _ := json.Marshal(w)
@@ -96,9 +109,9 @@ func decodeError(b []byte) error {
 		return fmt.Errorf("%w: unreadable error from the leader: %w", core.ErrNotApplied, err)
 	}
 	e := &remoteError{msg: w.Message}
-	for _, i := range w.Sentinels {
-		if i >= 0 && i < len(forwardedErrors) {
-			e.sentinels = append(e.sentinels, forwardedErrors[i])
+	for _, text := range w.Sentinels {
+		if s, ok := sentinelByText[text]; ok {
+			e.sentinels = append(e.sentinels, s)
 		}
 	}
 	return e

@@ -294,6 +294,7 @@ func (n *Node) lead(t *term) {
 	}
 	close(t.ready)
 	n.readyOnce.Do(func() { close(n.firstReady) })
+	n.fixOwnAddress()
 	ticker := time.NewTicker(n.cfg.TickInterval)
 	defer ticker.Stop()
 	tick := &core.Tick{}
@@ -310,6 +311,30 @@ func (n *Node) lead(t *term) {
 			if err != nil && !errors.Is(err, ErrClosed) {
 				n.log.Debug("tick not applied", "node", n.cfg.NodeID, "err", err)
 			}
+		}
+	}
+}
+
+// fixOwnAddress updates this node's address in the configuration when it
+// differs from where it listens now: a node first run alone on the
+// in-memory transport, or moved to another address, is reachable by the
+// peers that join it.
+func (n *Node) fixOwnAddress() {
+	if n.mux == nil {
+		return
+	}
+	want := n.mux.advertise.String()
+	members, err := n.Members()
+	if err != nil {
+		return
+	}
+	for _, m := range members {
+		if m.ID == n.cfg.NodeID && m.Address != want {
+			if err := n.wait(n.raft.AddVoter(hraft.ServerID(m.ID), hraft.ServerAddress(want), 0, membershipTimeout)); err != nil {
+				n.log.Warn("cannot update this node's address", "node", m.ID, "from", m.Address, "to", want, "err", err)
+				return
+			}
+			n.log.Info("this node's address updated", "node", m.ID, "from", m.Address, "to", want)
 		}
 	}
 }
