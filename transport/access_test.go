@@ -42,6 +42,7 @@ func newAccessWorld(t *testing.T) *accessWorld {
 		RestoreIdentity: func(*licensingid.ID) error { return nil }}
 	// Scans without targets reach a test agent; magic packets a listener.
 	newDiscoveryRig(t, cfg.Identity, &cfg)
+	cfg.Cluster = newFakeCluster()
 	srv, err := NewServer(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -117,6 +118,9 @@ func accessCases(t *testing.T) map[string]accessCase {
 	withKey := func(t *testing.T, fs *fakeStore) {
 		fs.mustApply(t, &core.CreateKeys{KeyType: core.KeyOneTime, Keys: []core.NewKey{{ID: "k-test", Secret: "SECRET-0001"}}})
 	}
+	withJoinToken := func(t *testing.T, fs *fakeStore) {
+		fs.mustApply(t, &core.CreateJoinToken{ID: "0123456789abcdef", Verifier: bytes.Repeat([]byte{1}, 32), Expires: t0.Add(time.Hour)})
+	}
 	restoreBody := backupRequestBody(t, testIdentity(t), "backup password")
 	// A database backup of a world like the one each case runs in.
 	databaseBackup := string(newAccessWorld(t).store.snapshot(t))
@@ -164,6 +168,11 @@ func accessCases(t *testing.T) map[string]accessCase {
 		"GET /api/v1/discovery/devices":         {role: anyRole, wantStatus: 200},
 		"POST /api/v1/discovery/ping":           {role: core.RoleAdmin, wantStatus: 200},
 		"POST /api/v1/discovery/wake":           {role: core.RoleAdmin, contentType: json, body: `{"device":{"type":"ETHERNET","value":"00:11:22:33:44:55"}}`, wantStatus: 202},
+		"GET /api/v1/cluster":                   {role: anyRole, wantStatus: 200},
+		"DELETE /api/v1/cluster/members/{id}":   {role: core.RoleAdmin, path: "/api/v1/cluster/members/node-c", wantStatus: 204},
+		"GET /api/v1/cluster/tokens":            {role: core.RoleAdmin, wantStatus: 200},
+		"POST /api/v1/cluster/tokens":           {role: core.RoleAdmin, action: "createJoinToken", wantStatus: 201},
+		"DELETE /api/v1/cluster/tokens/{id}":    {role: core.RoleAdmin, path: "/api/v1/cluster/tokens/0123456789abcdef", setup: withJoinToken, action: "deleteJoinToken", wantStatus: 204},
 		// No scan ran in the role table's world: the invitation is refused
 		// after the role check (TestInvite shows one that goes out).
 		"POST /api/v1/discovery/onboard": {role: core.RoleAdmin, contentType: json, body: `{"device":{"type":"ETHERNET","value":"00:11:22:33:44:55"}}`, wantStatus: 404},

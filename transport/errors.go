@@ -177,6 +177,18 @@ func errorFor(err error) *apiError {
 		status, code = http.StatusServiceUnavailable, "not_available"
 	case errors.Is(err, errSendFailed):
 		status, code = http.StatusServiceUnavailable, "send_failed"
+	case errors.Is(err, core.ErrUnknownJoinToken):
+		status, code = http.StatusNotFound, "unknown_join_token"
+	case errors.Is(err, core.ErrJoinTokenUsed):
+		status, code = http.StatusForbidden, "join_token_used"
+	case errors.Is(err, core.ErrJoinTokenExpired):
+		status, code = http.StatusForbidden, "join_token_expired"
+	case errors.Is(err, core.ErrInvalidJoinToken):
+		status, code = http.StatusBadRequest, "invalid_join_token"
+	case errors.Is(err, core.ErrJoinTokenExists):
+		status, code = http.StatusConflict, "join_token_exists"
+	case errors.Is(err, core.ErrClusterCAExists), errors.Is(err, core.ErrInvalidClusterCA):
+		status, code = http.StatusConflict, "cluster_ca"
 	case errors.Is(err, errNotDiscovered):
 		status, code = http.StatusNotFound, "not_discovered"
 	case errors.Is(err, errScanRunning):

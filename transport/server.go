@@ -88,6 +88,9 @@ type Config struct {
 	// addresses that scans without targets and magic packets go to;
 	// default discovery.BroadcastAddrs(discovery.LocalInterfaces()).
 	BroadcastTargets func() []netip.Addr
+	// Cluster serves the cluster routes; nil: they answer 503
+	// not_available.
+	Cluster core.Cluster
 	// Online tells whether a device holds a live connection to this node,
 	// for the devices views; nil shows every device offline.
 	Online func(hostid.HostID) bool
@@ -278,6 +281,15 @@ func (s *Server) routeTable() []route {
 		{method: "GET", path: "/api/v1/discovery/devices", role: anyRole, handler: s.listDiscovered},
 		{method: "POST", path: "/api/v1/discovery/ping", role: admin, handler: s.pingDiscovered},
 		{method: "POST", path: "/api/v1/discovery/wake", role: admin, handler: s.wake},
+		// The cluster: its view is for everyone, changes for ADMIN; a
+		// joining node has no account and proves a join token instead.
+		{method: "GET", path: "/api/v1/cluster", role: anyRole, handler: s.clusterStatus},
+		{method: "DELETE", path: "/api/v1/cluster/members/{id}", role: admin, handler: s.removeMember},
+		{method: "GET", path: "/api/v1/cluster/tokens", role: admin, handler: s.listJoinTokens},
+		{method: "POST", path: "/api/v1/cluster/tokens", role: admin, handler: s.createJoinToken},
+		{method: "DELETE", path: "/api/v1/cluster/tokens/{id}", role: admin, handler: s.deleteJoinToken},
+		{method: "POST", path: "/api/v1/cluster/join", public: true, handler: s.join},
+
 		// An invitation makes a one-time key and sends it on the LAN.
 		{method: "POST", path: "/api/v1/discovery/onboard", role: admin, handler: s.inviteDevice},
 	}

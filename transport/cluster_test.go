@@ -1,0 +1,150 @@
+package transport
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/tallyhq/tally/core"
+)
+
+// fakeCluster stands for the replication layer in the cluster routes.
+type fakeCluster struct {
+	mu      sync.Mutex
+	members []core.ClusterMember
+	removed []string
+	tokens  int
+}
+
+func newFakeCluster() *fakeCluster {
+	return &fakeCluster{members: []core.ClusterMember{
+		{ID: "node-a", Address: "10.0.0.1:61616", Voter: true, Reachable: true, State: "Leader", Leader: "node-a", AppliedIndex: 9, LastIndex: 9},
+		{ID: "node-b", Address: "10.0.0.2:61616", Voter: true, Reachable: true, State: "Follower", Leader: "node-a", AppliedIndex: 9, LastIndex: 9},
+		{ID: "node-c", Address: "10.0.0.3:61616", Voter: true, Reachable: true, State: "Follower", Leader: "node-a", AppliedIndex: 8, LastIndex: 9},
+	}}
+}
+
+func (f *fakeCluster) ClusterMembers(context.Context) ([]core.ClusterMember, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]core.ClusterMember(nil), f.members...), nil
+}
+
+func (f *fakeCluster) RemoveServer(_ context.Context, id string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i, m := range f.members {
+		if m.ID == id {
+			f.members = append(f.members[:i], f.members[i+1:]...)
+			f.removed = append(f.removed, id)
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: %s is not a member", core.ErrInvalidCommand, id)
+}
+
+// Admit answers the request "let me in" proven with "proof".
+func (f *fakeCluster) Admit(_ context.Context, request, proof []byte, _ string) ([]byte, []byte, error) {
+	if string(request) != "let me in" || string(proof) != "proof" {
+		return nil, nil, fmt.Errorf("join refused: %w", core.ErrUnknownJoinToken)
+	}
+	return []byte("welcome"), []byte("answer proof"), nil
+}
+
+func (f *fakeCluster) NewJoinToken() (string, string, []byte, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.tokens++
+	id := fmt.Sprintf("%016x", f.tokens)
+	return "tly1." + id + ".secret", id, bytes.Repeat([]byte{byte(f.tokens)}, 32), nil
+}
+
+func newClusterEnv(t *testing.T) (*testEnv, *fakeCluster) {
+	fc := newFakeCluster()
+	return newTestEnv(t, func(c *Config) { c.Cluster = fc }), fc
+}
+
+func TestClusterView(t *testing.T) {
+	e, fc := newClusterEnv(t)
+	var v clusterView
+	r := e.do("GET", "/api/v1/cluster", "", "", true)
+	if r.status != http.StatusOK {
+		t.Fatalf("%d %s", r.status, r.body)
+	}
+	r.json(t, &v)
+	if v.Node != "node-a" || v.Leader != "node-a" || !v.Healthy || v.Voters != 3 || v.Quorum != 2 || len(v.Members) != 3 {
+		t.Fatalf("view %s", r.body)
+	}
+	// A voter that does not answer makes the cluster unhealthy.
+	fc.mu.Lock()
+	fc.members[2].Reachable, fc.members[2].Error = false, "connection refused"
+	fc.mu.Unlock()
+	e.do("GET", "/api/v1/cluster", "", "", true).json(t, &v)
+	if v.Healthy {
+		t.Fatal("healthy with a voter unreachable")
+	}
+	if r := e.do("DELETE", "/api/v1/cluster/members/node-c", "", "", true); r.status != http.StatusNoContent {
+		t.Fatalf("remove: %d %s", r.status, r.body)
+	}
+	e.do("GET", "/api/v1/cluster", "", "", true).json(t, &v)
+	if !v.Healthy || v.Voters != 2 || len(fc.removed) != 1 {
+		t.Fatalf("after removal: %+v", v)
+	}
+	wantError(t, e.do("DELETE", "/api/v1/cluster/members/node-x", "", "", true), http.StatusBadRequest, "invalid_command")
+}
+
+func TestJoinTokens(t *testing.T) {
+	e, _ := newClusterEnv(t)
+	r := e.do("POST", "/api/v1/cluster/tokens", "application/json", `{"description":"rack 2","ttlSeconds":600}`, true)
+	if r.status != http.StatusCreated {
+		t.Fatalf("create: %d %s", r.status, r.body)
+	}
+	var created newJoinTokenResponse
+	r.json(t, &created)
+	if !strings.HasPrefix(created.Token, "tly1.") || created.ID == "" || created.Description != "rack 2" || !created.Expires.Equal(t0.Add(600e9)) {
+		t.Fatalf("created %s", r.body)
+	}
+	var list countedList[core.JoinTokenSummary]
+	r = e.do("GET", "/api/v1/cluster/tokens", "", "", true)
+	r.json(t, &list)
+	if list.Total != 1 || list.Items[0].ID != created.ID || bytes.Contains(r.body, []byte("secret")) || bytes.Contains(r.body, []byte("verifier")) {
+		t.Fatalf("list %s", r.body)
+	}
+	for body, code := range map[string]string{`{"ttlSeconds":0}`: "invalid_join_token", `{"ttlSeconds":1e9}`: "invalid_join_token",
+		`{"ttl":5}`: "bad_json", `[]`: "bad_json"} {
+		wantError(t, e.do("POST", "/api/v1/cluster/tokens", "application/json", body, true), http.StatusBadRequest, code)
+	}
+	if r := e.do("DELETE", "/api/v1/cluster/tokens/"+created.ID, "", "", true); r.status != http.StatusNoContent {
+		t.Fatalf("delete: %d %s", r.status, r.body)
+	}
+	wantError(t, e.do("DELETE", "/api/v1/cluster/tokens/"+created.ID, "", "", true), http.StatusNotFound, "unknown_join_token")
+}
+
+func TestJoinRoute(t *testing.T) {
+	e, _ := newClusterEnv(t)
+	body, _ := json.Marshal(joinMessage{Message: []byte("let me in"), Proof: []byte("proof")})
+	// No token needed: the proof is the credential.
+	r := e.do("POST", "/api/v1/cluster/join", "application/json", string(body), false)
+	if r.status != http.StatusOK {
+		t.Fatalf("join: %d %s", r.status, r.body)
+	}
+	var answer joinMessage
+	r.json(t, &answer)
+	if string(answer.Message) != "welcome" || string(answer.Proof) != "answer proof" {
+		t.Fatalf("answer %s", r.body)
+	}
+	bad, _ := json.Marshal(joinMessage{Message: []byte("let me in"), Proof: []byte("guess")})
+	wantError(t, e.do("POST", "/api/v1/cluster/join", "application/json", string(bad), false), http.StatusNotFound, "unknown_join_token")
+	wantError(t, e.do("POST", "/api/v1/cluster/join", "application/json", `{"message":"not base64!"}`, false), http.StatusBadRequest, "bad_json")
+}
+
+func TestClusterRoutesWithoutCluster(t *testing.T) {
+	e := newTestEnv(t)
+	wantError(t, e.do("GET", "/api/v1/cluster", "", "", true), http.StatusServiceUnavailable, "not_available")
+	wantError(t, e.do("POST", "/api/v1/cluster/join", "application/json", `{}`, false), http.StatusServiceUnavailable, "not_available")
+}
