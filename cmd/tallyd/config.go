@@ -29,6 +29,10 @@ type config struct {
 	TLSKey          string   `json:"tlsKey"`
 	ProducerKeys    []string `json:"producerKeys"`
 	LogFormat       string   `json:"logFormat"`
+
+	// raftPortGiven says --raft-port was given: a --dev node then runs as
+	// a cluster member too.
+	raftPortGiven bool
 }
 
 const usage = `usage: tallyd [--config FILE] [--data-dir DIR] [--dev] [--bind IP] [--https-port 8443]
@@ -93,7 +97,7 @@ func loadConfig(args []string) (config, error) {
 		case "discovery-port":
 			cfg.DiscoveryPort = flags.DiscoveryPort
 		case "raft-port":
-			cfg.RaftPort = flags.RaftPort
+			cfg.RaftPort, cfg.raftPortGiven = flags.RaftPort, true
 		case "node-id":
 			cfg.NodeID = flags.NodeID
 		case "join":
@@ -147,8 +151,11 @@ func (c *config) validate() error {
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		errs = append(errs, errors.New("--tls-cert and --tls-key go together"))
 	}
-	if c.Join != "" || c.JoinToken != "" || c.BootstrapExpect != 0 {
-		errs = append(errs, errors.New("--join, --join-token and --bootstrap-expect form a cluster, which this release does not do yet: run a single node"))
+	if (c.Join == "") != (c.JoinToken == "") {
+		errs = append(errs, errors.New("--join and --join-token go together"))
+	}
+	if c.BootstrapExpect != 0 {
+		errs = append(errs, errors.New("--bootstrap-expect is not supported yet: start one node, then --join the others to it"))
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		errs = append(errs, fmt.Errorf("--log-format %q: want text or json", c.LogFormat))

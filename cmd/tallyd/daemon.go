@@ -33,6 +33,7 @@ type daemon struct {
 	log          *slog.Logger
 	id           *licensingid.ID
 	node         *raft.Node
+	cluster      *clusterSetup
 	devices      *device.Handler
 	presence     *presence
 	http         *http.Server
@@ -44,6 +45,10 @@ type daemon struct {
 
 // demoSource names the rights that --dev installs.
 const demoSource = "demo"
+
+// forwardWait bounds how long a request on a follower waits for a leader:
+// through an election, or while a node that just joined is being added.
+const forwardWait = 30 * time.Second
 
 // start opens the store and binds the HTTPS port; Serve is left to the caller.
 func start(cfg config, log *slog.Logger, logs *logSwitch, getenv func(string) string) (*daemon, error) {
@@ -65,10 +70,21 @@ func start(cfg config, log *slog.Logger, logs *logSwitch, getenv func(string) st
 		return nil, err
 	}
 
+	var cluster *clusterSetup
+	var clusterConfig *raft.ClusterConfig
+	if clusterMode(cfg) {
+		if cluster, err = prepareCluster(context.Background(), cfg, now); err != nil {
+			return nil, err
+		}
+		cluster.config.ForwardWait = forwardWait
+		clusterConfig = cluster.config
+	}
+
 	// The device handler needs the store and the store tells the handler
 	// what it applied, so the observer is wired once both exist.
 	var notify atomic.Pointer[device.Handler]
 	node, err := raft.Open(raft.Config{
+		Cluster: clusterConfig,
 		DataDir: filepath.Join(cfg.DataDir, "raft"),
 		NodeID:  cfg.NodeID,
 		Logger:  log.With("part", "raft"),
@@ -89,7 +105,7 @@ func start(cfg config, log *slog.Logger, logs *logSwitch, getenv func(string) st
 	if err != nil {
 		return nil, fmt.Errorf("open the store: %w", err)
 	}
-	d := &daemon{log: log, id: id, node: node}
+	d := &daemon{log: log, id: id, node: node, cluster: cluster}
 	fail := func(err error) (*daemon, error) {
 		d.close()
 		return nil, err
@@ -99,6 +115,11 @@ func start(cfg config, log *slog.Logger, logs *logSwitch, getenv func(string) st
 	defer cancel()
 	if err := applyLoggingProperties(ctx, node, logs); err != nil {
 		return fail(err)
+	}
+	if cluster != nil {
+		if err := installClusterCA(ctx, node, cluster, log); err != nil {
+			return fail(err)
+		}
 	}
 	if d.passwordNote, err = bootstrapAccess(ctx, node, cfg.DataDir, getenv, rand.Reader); err != nil {
 		return fail(err)
@@ -111,7 +132,7 @@ func start(cfg config, log *slog.Logger, logs *logSwitch, getenv func(string) st
 	}
 	d.id = main
 	verifier := rights.NewVerifier(main.Fingerprint(), trusted...)
-	if cfg.Dev {
+	if cfg.Dev && cfg.Join == "" {
 		if err := installDemoRights(ctx, node, verifier, main.Fingerprint(), now); err != nil {
 			return fail(err)
 		}
@@ -144,7 +165,7 @@ func start(cfg config, log *slog.Logger, logs *logSwitch, getenv func(string) st
 		ln.Close()
 		return fail(err)
 	}
-	api, err := transport.NewServer(transport.Config{
+	apiCfg := transport.Config{
 		Store:    node,
 		Rights:   verifier,
 		Identity: main,
@@ -166,7 +187,11 @@ func start(cfg config, log *slog.Logger, logs *logSwitch, getenv func(string) st
 		// this node's local one in the data directory; it signs from the
 		// next start.
 		RestoreIdentity: (&identityRestorer{dataDir: cfg.DataDir, store: node, nodeID: cfg.NodeID}).restore,
-	})
+	}
+	if cluster != nil {
+		apiCfg.Cluster = node
+	}
+	api, err := transport.NewServer(apiCfg)
 	if err != nil {
 		ln.Close()
 		return fail(err)

@@ -58,6 +58,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	fmt.Fprintf(stdout, "Admin user: admin, password %s\n", d.passwordNote)
 	fmt.Fprintf(stdout, "Licensing ID fingerprint: %s\n", d.id.Fingerprint())
 	fmt.Fprintf(stdout, "Discovery on UDP %s\n", d.presence.conn.LocalAddr())
+	if d.cluster != nil {
+		fmt.Fprintf(stdout, "Cluster: node %s, raft on %s (%s)\n", cfg.NodeID, d.cluster.config.Advertise, d.cluster.how)
+	}
 	if cfg.Dev {
 		fmt.Fprintf(stdout, "Demo rights are installed. Try: tallyctl --server %s --insecure --password-file %s features\n",
 			d.url, filepath.Join(cfg.DataDir, initialPasswordFile))

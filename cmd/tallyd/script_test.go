@@ -121,7 +121,7 @@ func cmdStart(ts *testscript.TestScript, neg bool, args []string) {
 	if len(args) > 0 && args[0] == "--" {
 		args = args[1:]
 	}
-	all := append([]string{"--data-dir", dir, "--bind", "127.0.0.1", "--https-port", "0", "--discovery-port", "0", "--node-id", "node1"}, args...)
+	all := append([]string{"--data-dir", dir, "--bind", "127.0.0.1", "--https-port", "0", "--discovery-port", "0", "--raft-port", "0", "--node-id", "node1"}, args...)
 	cmd := exec.Command(filepath.Join(binDir, "tallyd"), all...)
 	cmd.Dir = ts.Getenv("WORK")
 	cmd.Env = []string{"PATH=" + ts.Getenv("PATH"), "HOME=" + ts.Getenv("HOME")}

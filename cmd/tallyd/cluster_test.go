@@ -1,0 +1,319 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// clusterRig runs real tallyd processes on loopback and drives them with
+// the real tallyctl and tally-agent.
+type clusterRig struct {
+	t    *testing.T
+	bin  string
+	work string
+
+	mu    sync.Mutex
+	procs map[string]*exec.Cmd
+	urls  map[string]string // node -> https://127.0.0.1:PORT
+	args  map[string][]string
+}
+
+const clusterPassword = "cluster test password"
+
+func newClusterRig(t *testing.T) *clusterRig {
+	if testing.Short() {
+		t.Skip("starts real processes")
+	}
+	r := &clusterRig{t: t, bin: buildBinaries(t), work: t.TempDir(),
+		procs: map[string]*exec.Cmd{}, urls: map[string]string{}, args: map[string][]string{}}
+	t.Cleanup(func() {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		for _, p := range r.procs {
+			p.Process.Kill()
+			p.Wait()
+		}
+	})
+	return r
+}
+
+// start runs tallyd for node with extra flags and waits until it serves;
+// a restart reuses the node's first flags and data.
+func (r *clusterRig) start(node string, extra ...string) error {
+	r.t.Helper()
+	args, ok := r.args[node]
+	if !ok {
+		// The raft port stays across restarts: peers know the node by it.
+		args = append([]string{"--data-dir", filepath.Join(r.work, node), "--bind", "127.0.0.1", "--https-port", "0",
+			"--discovery-port", "0", "--raft-port", freePort(r.t), "--node-id", node}, extra...)
+		r.args[node] = args
+	}
+	cmd := exec.Command(filepath.Join(r.bin, "tallyd"), args...)
+	cmd.Env = append(os.Environ(), "TALLY_ADMIN_PASSWORD="+clusterPassword)
+	logFile, err := os.OpenFile(filepath.Join(r.work, node+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	defer logFile.Close()
+	cmd.Stderr = logFile
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		r.t.Fatal(err)
+	}
+	sc := bufio.NewScanner(stdout)
+	url := ""
+	for url == "" && sc.Scan() {
+		if m := runningAt.FindStringSubmatch(sc.Text()); m != nil {
+			url = strings.TrimSuffix(m[1], "/")
+		}
+	}
+	if url == "" {
+		cmd.Wait()
+		log, _ := os.ReadFile(filepath.Join(r.work, node+".log"))
+		return fmt.Errorf("%s exited before serving: %s", node, lastLines(string(log), 5))
+	}
+	go func() {
+		for sc.Scan() {
+		}
+	}()
+	r.mu.Lock()
+	r.procs[node], r.urls[node] = cmd, url
+	r.mu.Unlock()
+	return nil
+}
+
+// kill sends SIGKILL to node.
+func (r *clusterRig) kill(node string) {
+	r.mu.Lock()
+	p := r.procs[node]
+	delete(r.procs, node)
+	r.mu.Unlock()
+	p.Process.Kill()
+	p.Wait()
+}
+
+// ctl runs tallyctl against node.
+func (r *clusterRig) ctl(node string, args ...string) (string, error) {
+	cmd := exec.Command(filepath.Join(r.bin, "tallyctl"), append([]string{"--server", r.urls[node], "--insecure"}, args...)...)
+	cmd.Env = append(os.Environ(), "TALLY_PASSWORD="+clusterPassword)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+func (r *clusterRig) mustCtl(node string, args ...string) string {
+	r.t.Helper()
+	out, err := r.ctl(node, args...)
+	if err != nil {
+		r.t.Fatalf("tallyctl %s on %s: %v\n%s", strings.Join(args, " "), node, err, out)
+	}
+	return out
+}
+
+// checkout asks node for count of cad 1.0 as device.
+func (r *clusterRig) checkout(node, device string, count int) (string, error) {
+	ws := strings.Replace(r.urls[node], "https://", "wss://", 1) + "/ws/device"
+	cmd := exec.Command(filepath.Join(r.bin, "tally-agent"), "--server", ws, "--insecure", "--hostid", device,
+		"--timeout", "20s", "checkout", "cad", "1.0", fmt.Sprint(count))
+	cmd.Env = append(os.Environ(), "HOME="+r.work)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// status reads the cluster view from node.
+func (r *clusterRig) status(node string) (clusterStatusJSON, error) {
+	var st clusterStatusJSON
+	out, err := r.ctl(node, "--json", "cluster", "status")
+	if err != nil {
+		return st, fmt.Errorf("%v: %s", err, out)
+	}
+	return st, json.Unmarshal([]byte(out), &st)
+}
+
+type clusterStatusJSON struct {
+	Leader  string `json:"leader"`
+	Healthy bool   `json:"healthy"`
+	Members []struct {
+		ID           string `json:"id"`
+		Reachable    bool   `json:"reachable"`
+		AppliedIndex uint64 `json:"appliedIndex"`
+	} `json:"members"`
+}
+
+// waitFor polls cond, bounded in count; the bound is only reached when
+// something is broken.
+func (r *clusterRig) waitFor(what string, cond func() (bool, string)) {
+	r.t.Helper()
+	last := ""
+	for range 600 {
+		ok, detail := cond()
+		if ok {
+			return
+		}
+		last = detail
+		time.Sleep(100 * time.Millisecond)
+	}
+	r.t.Fatalf("%s never happened; last: %s", what, last)
+}
+
+// used reads how many cad 1.0 licenses node says are in use.
+func (r *clusterRig) used(node string) (int, error) {
+	out, err := r.ctl(node, "--json", "features")
+	if err != nil {
+		return -1, fmt.Errorf("%v: %s", err, out)
+	}
+	var p struct {
+		Items []struct {
+			Name    string `json:"name"`
+			Version string `json:"version"`
+			Used    int    `json:"used"`
+		} `json:"items"`
+	}
+	if err := json.Unmarshal([]byte(out), &p); err != nil {
+		return -1, err
+	}
+	for _, f := range p.Items {
+		if f.Name == "cad" && f.Version == "1.0" {
+			return f.Used, nil
+		}
+	}
+	return -1, fmt.Errorf("no cad 1.0 in %s", out)
+}
+
+// freePort returns a loopback TCP port that was free a moment ago.
+func freePort(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return portOf(ln)
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+}
+
+// TestClusterOfProcesses forms a cluster of three real tallyd processes by
+// join tokens, serves checkouts on every node, survives kill -9 of the
+// leader with every granted lease on the survivors, takes the old leader
+// back, removes a node, and refuses a node with a bad or spent token.
+func TestClusterOfProcesses(t *testing.T) {
+	r := newClusterRig(t)
+	if err := r.start("n1", "--dev"); err != nil {
+		t.Fatal(err)
+	}
+	join := strings.TrimPrefix(r.urls["n1"], "https://")
+	token := func() string {
+		// The token is the first line; a note on stderr follows.
+		return strings.Fields(r.mustCtl("n1", "cluster", "token", "--description", "test"))[0]
+	}
+	spent := token()
+	for _, n := range []string{"n2", "n3"} {
+		tok := spent
+		if n == "n3" {
+			tok = token()
+		}
+		if err := r.start(n, "--join", join, "--join-token", tok); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.waitFor("a healthy cluster of three", func() (bool, string) {
+		st, err := r.status("n3")
+		return err == nil && st.Healthy && len(st.Members) == 3, fmt.Sprintf("%+v %v", st, err)
+	})
+	// A spent token and a made-up one admit nobody.
+	if err := r.start("n4", "--join", join, "--join-token", spent); err == nil || !strings.Contains(err.Error(), "join_token_used") {
+		t.Fatalf("a spent token: %v", err)
+	}
+	if err := r.start("n5", "--join", join, "--join-token", "tly1.0123456789abcdef.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"); err == nil || !strings.Contains(err.Error(), "unknown_join_token") {
+		t.Fatalf("a made-up token: %v", err)
+	}
+
+	// Every node serves checkouts; the counts agree everywhere.
+	granted := 0
+	for i, n := range []string{"n1", "n2", "n3", "n2", "n3"} {
+		out, err := r.checkout(n, fmt.Sprintf("dev-%d", i), 1)
+		if err != nil || !strings.Contains(out, "cad 1.0: 1 held") {
+			t.Fatalf("checkout on %s: %v\n%s", n, err, out)
+		}
+		granted++
+	}
+	for _, n := range []string{"n1", "n2", "n3"} {
+		if u, err := r.used(n); err != nil || u != granted {
+			t.Fatalf("%s says %d used, want %d: %v", n, u, granted, err)
+		}
+	}
+
+	// kill -9 the leader: the survivors elect another and serve again.
+	st, err := r.status("n2")
+	if err != nil || st.Leader == "" {
+		t.Fatalf("status: %+v %v", st, err)
+	}
+	old := st.Leader
+	r.kill(old)
+	var survivors []string
+	for _, n := range []string{"n1", "n2", "n3"} {
+		if n != old {
+			survivors = append(survivors, n)
+		}
+	}
+	r.waitFor("a checkout on a survivor", func() (bool, string) {
+		out, err := r.checkout(survivors[0], "after-failover", 1)
+		return err == nil && strings.Contains(out, "1 held"), out
+	})
+	granted++
+	for _, n := range survivors {
+		out, err := r.checkout(n, "on-"+n, 1)
+		if err != nil || !strings.Contains(out, "1 held") {
+			t.Fatalf("checkout on survivor %s: %v\n%s", n, err, out)
+		}
+		granted++
+	}
+	for _, n := range survivors {
+		if u, err := r.used(n); err != nil || u != granted {
+			t.Fatalf("survivor %s says %d used, want %d: %v", n, u, granted, err)
+		}
+	}
+
+	// The old leader comes back and catches up.
+	if err := r.start(old); err != nil {
+		t.Fatal(err)
+	}
+	r.waitFor("the old leader to catch up", func() (bool, string) {
+		u, err := r.used(old)
+		return err == nil && u == granted, fmt.Sprintf("%d %v", u, err)
+	})
+
+	// Remove a node that is not the leader; two remain and serve.
+	st, _ = r.status(survivors[0])
+	victim := survivors[0]
+	if victim == st.Leader {
+		victim = survivors[1]
+	}
+	keep := survivors[0]
+	if keep == victim {
+		keep = survivors[1]
+	}
+	r.mustCtl(keep, "cluster", "remove", victim)
+	r.kill(victim)
+	r.waitFor("a healthy cluster of two", func() (bool, string) {
+		st, err := r.status(keep)
+		return err == nil && st.Healthy && len(st.Members) == 2, fmt.Sprintf("%+v %v", st, err)
+	})
+	if out, err := r.checkout(keep, "after-removal", 1); err != nil || !strings.Contains(out, "1 held") {
+		t.Fatalf("checkout after removal: %v\n%s", err, out)
+	}
+}
