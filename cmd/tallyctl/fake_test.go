@@ -332,6 +332,7 @@ func newFakeServer(t *testing.T) *fakeServer {
 
 	f.addKeyRoutes(authed)
 	f.addDiscoveryRoutes(authed)
+	f.addClusterRoutes(authed)
 
 	f.Server = httptest.NewUnstartedServer(mux)
 	f.Config.ErrorLog = log.New(io.Discard, "", 0) // the TLS tests make handshakes fail on purpose

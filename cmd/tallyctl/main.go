@@ -109,6 +109,12 @@ Server commands:
   ping                                    check which discovered devices are online (ADMIN)
   wake MAC | wake TYPE VALUE              send a Wake-on-LAN magic packet to UDP port 9
                                           on the broadcast addresses; ETHERNET only (ADMIN)
+  cluster status                          members, roles, leader, applied index, health
+  cluster token [--description D] [--ttl 1h]
+                                          make a join token for one new node (ADMIN)
+  cluster tokens | cluster delete-token ID
+                                          list or delete join tokens (ADMIN)
+  cluster remove NODE                     remove a member from the cluster (ADMIN)
   onboard MAC | onboard TYPE VALUE        invite a discovered device to onboard: a one-time
                                           key bound to it, sent signed to tally-agent
                                           listen (ADMIN)
@@ -252,6 +258,8 @@ func (c *cli) run(args []string) error {
 		return c.wake(rest)
 	case "onboard":
 		return c.onboard(rest)
+	case "cluster":
+		return c.cluster(rest)
 	case "producer":
 		return c.producer(rest)
 	}
