@@ -35,6 +35,9 @@ type ClusterConfig struct {
 	// ForwardWait bounds how long a forwarded request waits for a leader
 	// during an election. Default 10s.
 	ForwardWait time.Duration
+	// Dial opens a TCP connection to a peer; default net.Dialer. Tests
+	// put a faulty network here.
+	Dial func(address string, timeout time.Duration) (net.Conn, error)
 	// Timeouts of raft. Defaults: heartbeat and election 500ms, leader
 	// lease 250ms.
 	HeartbeatTimeout, ElectionTimeout, LeaderLeaseTimeout time.Duration

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -60,6 +61,9 @@ type testCluster struct {
 	addrs  map[string]string
 	idents map[string]*clustertls.Identity
 
+	// dial, when set, gives each node its Dial.
+	dial func(node string) func(string, time.Duration) (net.Conn, error)
+
 	mu    sync.Mutex
 	nodes map[string]*Node
 }
@@ -101,9 +105,13 @@ func (c *testCluster) start(id string, bootstrap []string) *Node {
 		members = append(members, Member{ID: b, Address: c.addrOf(b)})
 	}
 	ident := c.idents[id]
+	var dialer func(string, time.Duration) (net.Conn, error)
+	if c.dial != nil {
+		dialer = c.dial(id)
+	}
 	n, err := Open(Config{DataDir: c.dirs[id], NodeID: id, TickInterval: time.Hour, Cluster: &ClusterConfig{
 		Listener: ln, Advertise: ln.Addr().String(), ServerTLS: ident.ServerTLS(), ClientTLS: ident.ClientTLS(),
-		Bootstrap: members, ForwardWait: 30 * time.Second,
+		Bootstrap: members, ForwardWait: 30 * time.Second, Dial: dialer,
 		HeartbeatTimeout: 200 * time.Millisecond, ElectionTimeout: 200 * time.Millisecond, LeaderLeaseTimeout: 100 * time.Millisecond,
 	}})
 	if err != nil {
@@ -157,6 +165,18 @@ func (c *testCluster) leader() string {
 	}
 	c.t.Fatal("no leader was elected")
 	return ""
+}
+
+// running lists the nodes that run, in a fixed order.
+func (c *testCluster) running() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var ids []string
+	for id := range c.nodes {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids
 }
 
 func (c *testCluster) node(id string) *Node {

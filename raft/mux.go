@@ -35,6 +35,7 @@ type mux struct {
 	server    *tls.Config
 	client    *tls.Config
 	onForward func(net.Conn)
+	dialer    func(address string, timeout time.Duration) (net.Conn, error)
 
 	raftConns chan net.Conn
 	closed    chan struct{}
@@ -113,8 +114,13 @@ func (m *mux) route(c net.Conn) {
 
 // dial opens a connection to a peer for proto.
 func (m *mux) dial(address string, proto byte, timeout time.Duration) (net.Conn, error) {
-	d := net.Dialer{Timeout: timeout}
-	c, err := d.Dial("tcp", address)
+	dial := m.dialer
+	if dial == nil {
+		dial = func(address string, timeout time.Duration) (net.Conn, error) {
+			return net.DialTimeout("tcp", address, timeout)
+		}
+	}
+	c, err := dial(address, timeout)
 	if err != nil {
 		return nil, err
 	}

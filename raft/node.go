@@ -157,6 +157,7 @@ func start(cfg Config, session core.SessionID, store *raftboltdb.BoltStore) (*No
 		if m, err = newMux(cc.Listener, cc.Advertise, cc.ServerTLS, cc.ClientTLS); err != nil {
 			return nil, err
 		}
+		m.dialer = cc.Dial
 		nt := hraft.NewNetworkTransportWithConfig(&hraft.NetworkTransportConfig{
 			Stream: raftLayer{m}, MaxPool: networkTransportPool, Timeout: networkTransportTimout, Logger: hlog,
 		})

@@ -312,8 +312,13 @@ func TestMalformedEntries(t *testing.T) {
 	if res := apply(t, n, checkout(dev, "cad", 3)); res.Grant.Count != 3 {
 		t.Fatalf("checkout after malformed entries: %+v", res)
 	}
-	if st := n.Status(); st.AppliedIndex != n.raft.AppliedIndex() {
-		t.Fatalf("applied index %d, raft says %d", st.AppliedIndex, n.raft.AppliedIndex())
+	// Raft records its applied index just after the FSM returns; wait for
+	// the two to meet.
+	for i := 0; n.Status().AppliedIndex != n.raft.AppliedIndex(); i++ {
+		if i == 10000 {
+			t.Fatalf("applied index %d, raft says %d", n.Status().AppliedIndex, n.raft.AppliedIndex())
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
 
