@@ -23,7 +23,22 @@ type ClusterMember struct {
 	AppliedIndex uint64    `json:"appliedIndex"`
 	LastIndex    uint64    `json:"lastIndex"`
 	LastContact  time.Time `json:"lastContact,omitzero"`
+	// Info is what the member says of itself beyond raft (the Info* keys).
+	Info map[string]string `json:"info,omitempty"`
 }
+
+// Keys of ClusterMember.Info.
+const (
+	// InfoHost is the member's host name.
+	InfoHost = "host"
+	// InfoLocalID and InfoLocalIDDisplay are the fingerprint and display
+	// string of the member's local licensing ID.
+	InfoLocalID        = "localLicensingId"
+	InfoLocalIDDisplay = "localLicensingIdDisplay"
+	// InfoSigningID is the fingerprint of the licensing ID the member
+	// signs with: the main one once it has it.
+	InfoSigningID = "signingLicensingId"
+)
 
 // Cluster is what the API asks of the replication layer beyond Store: the
 // members and their health, membership changes, and admitting a node that

@@ -528,3 +528,27 @@ func TestClusterJoinWithToken(t *testing.T) {
 		}
 	}
 }
+
+// TestClusterMetrics: the cluster's shape and a follower's contact with
+// the leader are in the metrics.
+func TestClusterMetrics(t *testing.T) {
+	c := newTestCluster(t)
+	for _, id := range three {
+		c.start(id, three)
+	}
+	leader := c.leader()
+	apply(t, c.node(leader), rights(1))
+	if v := metric(t, c.node(leader), "tally_raft_voters"); v != 3 {
+		t.Fatalf("voters %v", v)
+	}
+	follower := c.node(c.followers(leader)[0])
+	if v := metric(t, follower, "tally_raft_leader"); v != 0 {
+		t.Fatalf("a follower says it leads")
+	}
+	if v := metric(t, follower, "tally_raft_last_contact_seconds"); v < 0 {
+		t.Fatalf("a follower that replicated has never heard from the leader: %v", v)
+	}
+	if v := metric(t, follower, "tally_raft_term"); v < 1 {
+		t.Fatalf("term %v", v)
+	}
+}

@@ -36,6 +36,9 @@ type Config struct {
 	// (denials and duplicates included, refusals not), on every node, in
 	// log order, from raft's apply goroutine. It must not block.
 	Observe func(core.Request, core.Result)
+	// Describe, when set, adds what the node says of itself to its Status
+	// (core.ClusterMember.Info), for the cluster and licensing ID views.
+	Describe func() map[string]string
 	// Cluster, when set, makes the node a member of a networked cluster.
 	Cluster *ClusterConfig
 }

@@ -28,4 +28,26 @@ func (n *Node) WriteMetrics(w io.Writer) {
 	metric("tally_raft_batch_size_mean", "gauge", "Mean requests per applied log entry since start.", mean)
 	metric("tally_raft_batch_size_last", "gauge", "Requests in the last applied log entry.", n.fsm.lastBatch.Load())
 	metric("tally_raft_leader", "gauge", "1 when this node is the leader, else 0.", leader)
+	metric("tally_raft_term", "gauge", "The current raft term.", n.raft.CurrentTerm())
+	metric("tally_raft_commit_index", "gauge", "Index of the last log entry known committed.", n.raft.CommitIndex())
+	members, voters := 0, 0
+	if f := n.raft.GetConfiguration(); f.Error() == nil {
+		for _, s := range f.Configuration().Servers {
+			members++
+			if s.Suffrage == hraft.Voter {
+				voters++
+			}
+		}
+	}
+	metric("tally_raft_members", "gauge", "Servers in the cluster configuration.", members)
+	metric("tally_raft_voters", "gauge", "Voters in the cluster configuration.", voters)
+	since := 0.0
+	if leader == 0 {
+		if last := n.raft.LastContact(); !last.IsZero() {
+			since = n.cfg.Now().Sub(last).Seconds()
+		} else {
+			since = -1
+		}
+	}
+	metric("tally_raft_last_contact_seconds", "gauge", "Seconds since this follower last heard from the leader: 0 on the leader, -1 when never.", since)
 }

@@ -380,6 +380,8 @@ type Status struct {
 	// LastContact is when the node last heard from the leader; for the
 	// leader itself, now.
 	LastContact time.Time `json:"lastContact,omitzero"`
+	// Info is Config.Describe's answer.
+	Info map[string]string `json:"info,omitempty"`
 }
 
 // Status returns the node's raft status.
@@ -392,6 +394,9 @@ func (n *Node) Status() Status {
 	}
 	if state == hraft.Leader {
 		s.LastContact = n.cfg.Now()
+	}
+	if n.cfg.Describe != nil {
+		s.Info = n.cfg.Describe()
 	}
 	return s
 }

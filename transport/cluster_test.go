@@ -148,3 +148,29 @@ func TestClusterRoutesWithoutCluster(t *testing.T) {
 	wantError(t, e.do("GET", "/api/v1/cluster", "", "", true), http.StatusServiceUnavailable, "not_available")
 	wantError(t, e.do("POST", "/api/v1/cluster/join", "application/json", `{}`, false), http.StatusServiceUnavailable, "not_available")
 }
+
+// TestLicensingIDPerServer: in a cluster every member has a row: the one
+// whose local ID is the main one, those that sign with it, and those that
+// do not or do not answer.
+func TestLicensingIDPerServer(t *testing.T) {
+	e, fc := newClusterEnv(t)
+	main := e.id.Fingerprint()
+	fc.mu.Lock()
+	fc.members[0].Info = map[string]string{core.InfoHost: "host-a", core.InfoLocalID: main, core.InfoSigningID: main}
+	fc.members[1].Info = map[string]string{core.InfoHost: "host-b", core.InfoLocalID: "BB", core.InfoSigningID: main}
+	fc.members[2].Info = map[string]string{core.InfoHost: "host-c", core.InfoLocalID: "CC", core.InfoSigningID: "CC"}
+	fc.members = append(fc.members, core.ClusterMember{ID: "node-d", Voter: true, Error: "timeout"})
+	fc.mu.Unlock()
+	var v licensingIDResponse
+	r := e.do("GET", "/api/v1/licensing-id", "", "", true)
+	r.json(t, &v)
+	want := []string{"host-a Running Main licensing ID", "host-b Running in sync", "host-c Running not in sync", "node-d Not running not in sync"}
+	if len(v.Servers) != len(want) {
+		t.Fatalf("servers %s", r.body)
+	}
+	for i, s := range v.Servers {
+		if got := s.Host + " " + s.ServerStatus + " " + s.IDStatus; got != want[i] {
+			t.Errorf("server %d: %q, want %q", i, got, want[i])
+		}
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/tallyhq/tally/core"
 	"github.com/tallyhq/tally/core/licensingid"
 )
 
@@ -32,16 +33,44 @@ type licensingIDServer struct {
 const licensingIDCertFile = "licensing-id.cert"
 
 // licensingID answers the licensing ID status. A single node's own ID is the
-// main one.
+// main one. In a cluster every member says which local ID it has and which
+// ID it signs with: the member whose local ID is the main one shows "Main
+// licensing ID", one that signs with the main ID "in sync", and one that
+// does not (or does not answer) "not in sync".
 func (s *Server) licensingID(w http.ResponseWriter, r *http.Request) error {
 	id := s.cfg.Identity
-	writeJSON(w, http.StatusOK, licensingIDResponse{
+	resp := licensingIDResponse{
 		Display: id.Display(), ID: id.String(), Fingerprint: id.Fingerprint(),
 		Servers: []licensingIDServer{{
 			Host: s.cfg.Hostname, ServerStatus: "Running", IDStatus: "Main licensing ID",
 			Display: id.Display(), Fingerprint: id.Fingerprint(),
 		}},
-	})
+	}
+	if s.cfg.Cluster != nil {
+		members, err := s.cfg.Cluster.ClusterMembers(r.Context())
+		if err != nil {
+			return err
+		}
+		resp.Servers = resp.Servers[:0]
+		for _, m := range members {
+			row := licensingIDServer{Host: m.Info[core.InfoHost], ServerStatus: "Not running", IDStatus: "not in sync",
+				Display: m.Info[core.InfoLocalIDDisplay], Fingerprint: m.Info[core.InfoLocalID]}
+			if row.Host == "" {
+				row.Host = m.ID
+			}
+			if m.Reachable {
+				row.ServerStatus = "Running"
+				switch {
+				case m.Info[core.InfoLocalID] == id.Fingerprint():
+					row.IDStatus = "Main licensing ID"
+				case m.Info[core.InfoSigningID] == id.Fingerprint():
+					row.IDStatus = "in sync"
+				}
+			}
+			resp.Servers = append(resp.Servers, row)
+		}
+	}
+	writeJSON(w, http.StatusOK, resp)
 	return nil
 }
 

@@ -206,6 +206,36 @@ func lastLines(s string, n int) string {
 	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
 
+// checkLicensingID counts the servers of the licensing ID view on node by
+// "server status/ID status" and compares the counts want names.
+func (r *clusterRig) checkLicensingID(node string, want map[string]int) {
+	r.t.Helper()
+	out := r.mustCtl(node, "--json", "licensing-id", "show")
+	var v struct {
+		Fingerprint string `json:"fingerprint"`
+		Servers     []struct {
+			ServerStatus string `json:"serverStatus"`
+			IDStatus     string `json:"idStatus"`
+			Fingerprint  string `json:"fingerprint"`
+		} `json:"servers"`
+	}
+	if err := json.Unmarshal([]byte(out), &v); err != nil {
+		r.t.Fatalf("licensing-id show: %v\n%s", err, out)
+	}
+	got := map[string]int{}
+	for _, s := range v.Servers {
+		got[s.ServerStatus+"/"+s.IDStatus]++
+		if s.IDStatus == "Main licensing ID" && s.Fingerprint != v.Fingerprint {
+			r.t.Fatalf("the main ID's server shows %s, the main ID is %s", s.Fingerprint, v.Fingerprint)
+		}
+	}
+	for k, n := range want {
+		if got[k] != n {
+			r.t.Fatalf("licensing ID view on %s: %v, want %v\n%s", node, got, want, out)
+		}
+	}
+}
+
 // TestClusterOfProcesses forms a cluster of three real tallyd processes by
 // join tokens, serves checkouts on every node, survives kill -9 of the
 // leader with every granted lease on the survivors, takes the old leader
@@ -234,6 +264,7 @@ func TestClusterOfProcesses(t *testing.T) {
 		st, err := r.status("n3")
 		return err == nil && st.Healthy && len(st.Members) == 3, fmt.Sprintf("%+v %v", st, err)
 	})
+	r.checkLicensingID("n2", map[string]int{"Running/Main licensing ID": 1, "Running/in sync": 2})
 	// A spent token and a made-up one admit nobody.
 	if err := r.start("n4", "--join", join, "--join-token", spent); err == nil || !strings.Contains(err.Error(), "join_token_used") {
 		t.Fatalf("a spent token: %v", err)
@@ -269,6 +300,12 @@ func TestClusterOfProcesses(t *testing.T) {
 		if n != old {
 			survivors = append(survivors, n)
 		}
+	}
+	// n1 made the cluster: its local ID is the main one.
+	if old == "n1" {
+		r.checkLicensingID(survivors[0], map[string]int{"Not running/not in sync": 1, "Running/in sync": 2})
+	} else {
+		r.checkLicensingID(survivors[0], map[string]int{"Not running/not in sync": 1, "Running/in sync": 1, "Running/Main licensing ID": 1})
 	}
 	r.waitFor("a checkout on a survivor", func() (bool, string) {
 		out, err := r.checkout(survivors[0], "after-failover", 1)

@@ -83,11 +83,22 @@ func start(cfg config, log *slog.Logger, logs *logSwitch, getenv func(string) st
 	// The device handler needs the store and the store tells the handler
 	// what it applied, so the observer is wired once both exist.
 	var notify atomic.Pointer[device.Handler]
+	// What the node says of itself in the cluster and licensing ID views:
+	// its local licensing ID and, once known, the one it signs with.
+	var signing atomic.Pointer[licensingid.ID]
+	describe := func() map[string]string {
+		info := map[string]string{core.InfoHost: hostname(cfg.NodeID), core.InfoLocalID: id.Fingerprint(), core.InfoLocalIDDisplay: id.Display()}
+		if s := signing.Load(); s != nil {
+			info[core.InfoSigningID] = s.Fingerprint()
+		}
+		return info
+	}
 	node, err := raft.Open(raft.Config{
-		Cluster: clusterConfig,
-		DataDir: filepath.Join(cfg.DataDir, "raft"),
-		NodeID:  cfg.NodeID,
-		Logger:  log.With("part", "raft"),
+		Cluster:  clusterConfig,
+		Describe: describe,
+		DataDir:  filepath.Join(cfg.DataDir, "raft"),
+		NodeID:   cfg.NodeID,
+		Logger:   log.With("part", "raft"),
 		Observe: func(req core.Request, res core.Result) {
 			// Administrative changes arrive wrapped with their actor; what
 			// they change is the inner command.
@@ -131,6 +142,7 @@ func start(cfg config, log *slog.Logger, logs *logSwitch, getenv func(string) st
 		return fail(err)
 	}
 	d.id = main
+	signing.Store(main)
 	verifier := rights.NewVerifier(main.Fingerprint(), trusted...)
 	if cfg.Dev && cfg.Join == "" {
 		if err := installDemoRights(ctx, node, verifier, main.Fingerprint(), now); err != nil {
