@@ -35,6 +35,12 @@ type ClusterConfig struct {
 	// ForwardWait bounds how long a forwarded request waits for a leader
 	// during an election. Default 10s.
 	ForwardWait time.Duration
+	// DeadServerTimeout, when above zero, removes a member the leader has
+	// not heard from for that long, as long as the cluster stays safe
+	// (deadservers.go). MinVoters is the fewest voters automatic removal
+	// leaves; default 3.
+	DeadServerTimeout time.Duration
+	MinVoters         int
 	// Dial opens a TCP connection to a peer; default net.Dialer. Tests
 	// put a faulty network here.
 	Dial func(address string, timeout time.Duration) (net.Conn, error)
@@ -57,7 +63,10 @@ var ErrInvalidMember = errors.New("invalid membership change")
 
 // Cluster defaults.
 const (
-	defaultForwardWait     = 10 * time.Second
+	defaultForwardWait = 10 * time.Second
+	defaultMinVoters   = 3
+	// leadershipTransferWait bounds handing leadership over at Close.
+	leadershipTransferWait = 5 * time.Second
 	clusterHeartbeat       = 500 * time.Millisecond
 	clusterElection        = 500 * time.Millisecond
 	clusterLeaderLease     = 250 * time.Millisecond
@@ -81,6 +90,9 @@ func (c *ClusterConfig) withDefaults(nodeID string) error {
 	}
 	if c.LeaderLeaseTimeout <= 0 {
 		c.LeaderLeaseTimeout = clusterLeaderLease
+	}
+	if c.MinVoters <= 0 {
+		c.MinVoters = defaultMinVoters
 	}
 	if len(c.Bootstrap) > 0 {
 		seen := map[string]bool{}

@@ -1,12 +1,14 @@
 package raft
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"path/filepath"
 	"slices"
@@ -61,6 +63,10 @@ type testCluster struct {
 	addrs  map[string]string
 	idents map[string]*clustertls.Identity
 
+	// logger, when set, receives every node's log; deadServerTimeout is
+	// given to every node.
+	logger            *slog.Logger
+	deadServerTimeout time.Duration
 	// dial, when set, gives each node its Dial.
 	dial func(node string) func(string, time.Duration) (net.Conn, error)
 
@@ -109,10 +115,11 @@ func (c *testCluster) start(id string, bootstrap []string) *Node {
 	if c.dial != nil {
 		dialer = c.dial(id)
 	}
-	n, err := Open(Config{DataDir: c.dirs[id], NodeID: id, TickInterval: time.Hour, Cluster: &ClusterConfig{
+	n, err := Open(Config{DataDir: c.dirs[id], NodeID: id, TickInterval: time.Hour, Logger: c.logger, Cluster: &ClusterConfig{
 		Listener: ln, Advertise: ln.Addr().String(), ServerTLS: ident.ServerTLS(), ClientTLS: ident.ClientTLS(),
 		Bootstrap: members, ForwardWait: 30 * time.Second, Dial: dialer,
 		HeartbeatTimeout: 200 * time.Millisecond, ElectionTimeout: 200 * time.Millisecond, LeaderLeaseTimeout: 100 * time.Millisecond,
+		DeadServerTimeout: c.deadServerTimeout,
 	}})
 	if err != nil {
 		c.t.Fatalf("open %s: %v", id, err)
@@ -140,8 +147,18 @@ func (c *testCluster) addrOf(id string) string {
 	return c.addrs[id]
 }
 
-// kill closes a node, as a crash would leave its data.
+// kill stops a node as a crash would: no leadership hand-over.
 func (c *testCluster) kill(id string) {
+	c.mu.Lock()
+	n := c.nodes[id]
+	delete(c.nodes, id)
+	c.mu.Unlock()
+	n.crashed.Store(true)
+	n.Close()
+}
+
+// stop stops a node gracefully.
+func (c *testCluster) stop(id string) {
 	c.mu.Lock()
 	n := c.nodes[id]
 	delete(c.nodes, id)
@@ -551,4 +568,82 @@ func TestClusterMetrics(t *testing.T) {
 	if v := metric(t, follower, "tally_raft_term"); v < 1 {
 		t.Fatalf("term %v", v)
 	}
+}
+
+// TestDeadServersRemovedWhileSafe: in a cluster of five, dead servers are
+// removed one at a time until three voters are left; the third dead
+// server is kept, since removing it would leave fewer than three.
+func TestDeadServersRemovedWhileSafe(t *testing.T) {
+	c := newTestCluster(t)
+	c.deadServerTimeout = 500 * time.Millisecond
+	five := []string{"n1", "n2", "n3", "n4", "n5"}
+	for _, id := range five {
+		c.start(id, five)
+	}
+	leader := c.leader()
+	apply(t, c.node(leader), rights(1))
+	voters := func() int {
+		members, err := c.node(c.leader()).Members()
+		if err != nil {
+			return -1
+		}
+		return len(members)
+	}
+	dead := c.followers(leader)
+	slices.Sort(dead)
+	for i, want := range []int{4, 3} {
+		c.kill(dead[i])
+		for attempt := 0; voters() != want; attempt++ {
+			if attempt == 3000 {
+				t.Fatalf("after %s died: %d voters, want %d", dead[i], voters(), want)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	// Three voters, one of them dead: kept, and the two others serve.
+	c.kill(dead[2])
+	time.Sleep(3 * c.deadServerTimeout) // a check that must not happen: no bound to wait for
+	if v := voters(); v != 3 {
+		t.Fatalf("%d voters after a third death, want 3 kept", v)
+	}
+	apply(t, c.node(c.running()[0]), hello(device(t, "still-serving")))
+}
+
+// TestGracefulStopHandsOverLeadership: a leader that stops gracefully
+// hands leadership to another voter first.
+func TestGracefulStopHandsOverLeadership(t *testing.T) {
+	var logs syncBuffer
+	c := newTestCluster(t)
+	c.logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	for _, id := range three {
+		c.start(id, three)
+	}
+	old := c.leader()
+	apply(t, c.node(old), rights(1))
+	c.stop(old)
+	if strings.Contains(logs.String(), "leadership not handed over") {
+		t.Fatalf("no hand-over:\n%s", logs.String())
+	}
+	if !strings.Contains(logs.String(), "leadership handed over before stopping") {
+		t.Fatalf("no leadership transfer:\n%s", logs.String())
+	}
+	apply(t, c.node(c.leader()), hello(device(t, "after-handover")))
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent writers.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

@@ -56,6 +56,13 @@ type Node struct {
 	fwd    *forwarder
 	fwdSeq atomic.Uint64
 
+	// failing maps followers that fail heartbeats to when they were last
+	// heard from (deadservers.go).
+	deadMu  sync.Mutex
+	failing map[string]time.Time
+	// crashed makes Close stop at once, as a crash would (tests).
+	crashed atomic.Bool
+
 	// Group commit (commit.go). seq and lastAt belong to the batcher.
 	queue    chan *pending
 	slots    chan struct{}
@@ -231,6 +238,20 @@ func start(cfg Config, session core.SessionID, store *raftboltdb.BoltStore) (*No
 		m.onForward = n.serveForward
 		m.wg.Add(1)
 		go m.serve()
+		if cfg.Cluster.DeadServerTimeout > 0 {
+			n.failing = map[string]time.Time{}
+			ch := make(chan hraft.Observation, 64)
+			r.RegisterObserver(hraft.NewObserver(ch, false, func(o *hraft.Observation) bool {
+				switch o.Data.(type) {
+				case hraft.FailedHeartbeatObservation, hraft.ResumedHeartbeatObservation:
+					return true
+				}
+				return false
+			}))
+			n.wg.Add(2)
+			go n.watchHeartbeats(ch)
+			go n.removeDeadServers()
+		}
 	}
 	n.wg.Add(3)
 	go n.runBatcher()
@@ -313,6 +334,40 @@ func (n *Node) lead(t *term) {
 				n.log.Debug("tick not applied", "node", n.cfg.NodeID, "err", err)
 			}
 		}
+	}
+}
+
+// handOverLeadership transfers leadership to another voter before a
+// leader of a cluster stops, so the others need not wait out an election
+// timeout. It gives up after leadershipTransferWait.
+func (n *Node) handOverLeadership() {
+	if n.mux == nil || n.crashed.Load() || !n.isLeader() {
+		return
+	}
+	members, err := n.Members()
+	if err != nil {
+		return
+	}
+	voters := 0
+	for _, m := range members {
+		if m.Voter {
+			voters++
+		}
+	}
+	if voters < 2 {
+		return
+	}
+	done := make(chan error, 1)
+	go func() { done <- n.raft.LeadershipTransfer().Error() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			n.log.Warn("leadership not handed over before stopping", "err", err)
+			return
+		}
+		n.log.Info("leadership handed over before stopping", "node", n.cfg.NodeID)
+	case <-time.After(leadershipTransferWait):
+		n.log.Warn("leadership not handed over before stopping", "waited", leadershipTransferWait)
 	}
 }
 
@@ -410,6 +465,7 @@ func (n *Node) snapshot() error {
 // the store is closed. It is safe to call more than once.
 func (n *Node) Close() error {
 	n.closeOnce.Do(func() {
+		n.handOverLeadership()
 		close(n.closing)
 		err := n.raft.Shutdown().Error()
 		close(n.raftDown)
