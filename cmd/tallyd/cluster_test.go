@@ -201,6 +201,49 @@ func freePort(t *testing.T) string {
 	return portOf(ln)
 }
 
+// leaseOf reads how many cad 1.0 licenses device holds, by node.
+func (r *clusterRig) leaseOf(node, device string) (int64, error) {
+	out, err := r.ctl(node, "--json", "devices", "show", "STRING", device)
+	if err != nil {
+		return -1, fmt.Errorf("%v: %s", err, out)
+	}
+	var d struct {
+		Leases []struct {
+			Feature string `json:"feature"`
+			Version string `json:"version"`
+			Count   int64  `json:"count"`
+		} `json:"leases"`
+	}
+	if err := json.Unmarshal([]byte(out), &d); err != nil {
+		return -1, err
+	}
+	for _, l := range d.Leases {
+		if l.Feature == "cad" && l.Version == "1.0" {
+			return l.Count, nil
+		}
+	}
+	return 0, nil
+}
+
+// checkLeases checks on every node that each device holds one cad 1.0 and
+// that the nodes agree on the count in use.
+func (r *clusterRig) checkLeases(nodes, devices []string) {
+	r.t.Helper()
+	used := -1
+	for _, n := range nodes {
+		u, err := r.used(n)
+		if err != nil || (used >= 0 && u != used) || u < len(devices) {
+			r.t.Fatalf("%s says %d used (others %d, granted %d): %v", n, u, used, len(devices), err)
+		}
+		used = u
+		for _, d := range devices {
+			if l, err := r.leaseOf(n, d); err != nil || l != 1 {
+				r.t.Fatalf("%s: %s holds %d, want 1: %v", n, d, l, err)
+			}
+		}
+	}
+}
+
 func lastLines(s string, n int) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	return strings.Join(lines[max(0, len(lines)-n):], "\n")
@@ -274,19 +317,16 @@ func TestClusterOfProcesses(t *testing.T) {
 	}
 
 	// Every node serves checkouts; the counts agree everywhere.
-	granted := 0
+	var held []string
 	for i, n := range []string{"n1", "n2", "n3", "n2", "n3"} {
-		out, err := r.checkout(n, fmt.Sprintf("dev-%d", i), 1)
+		d := fmt.Sprintf("dev-%d", i)
+		out, err := r.checkout(n, d, 1)
 		if err != nil || !strings.Contains(out, "cad 1.0: 1 held") {
 			t.Fatalf("checkout on %s: %v\n%s", n, err, out)
 		}
-		granted++
+		held = append(held, d)
 	}
-	for _, n := range []string{"n1", "n2", "n3"} {
-		if u, err := r.used(n); err != nil || u != granted {
-			t.Fatalf("%s says %d used, want %d: %v", n, u, granted, err)
-		}
-	}
+	r.checkLeases([]string{"n1", "n2", "n3"}, held)
 
 	// kill -9 the leader: the survivors elect another and serve again.
 	st, err := r.status("n2")
@@ -294,13 +334,25 @@ func TestClusterOfProcesses(t *testing.T) {
 		t.Fatalf("status: %+v %v", st, err)
 	}
 	old := st.Leader
-	r.kill(old)
 	var survivors []string
 	for _, n := range []string{"n1", "n2", "n3"} {
 		if n != old {
 			survivors = append(survivors, n)
 		}
 	}
+	// Under load: devices check out and return through a follower while
+	// the leader dies.
+	load := exec.Command(filepath.Join(r.bin, "tally-agent"), "--server",
+		strings.Replace(r.urls[survivors[0]], "https://", "wss://", 1)+"/ws/device", "--insecure", "--json",
+		"load", "--devices", "8", "--duration", "6s", "--feature", "viewer", "--version", "2.0")
+	load.Env = append(os.Environ(), "HOME="+r.work)
+	var loadOut strings.Builder
+	load.Stdout, load.Stderr = &loadOut, &loadOut
+	if err := load.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * time.Second) // a bounded pause for the load to be under way; nothing waits on it
+	r.kill(old)
 	// n1 made the cluster: its local ID is the main one.
 	if old == "n1" {
 		r.checkLicensingID(survivors[0], map[string]int{"Not running/not in sync": 1, "Running/in sync": 2})
@@ -311,28 +363,33 @@ func TestClusterOfProcesses(t *testing.T) {
 		out, err := r.checkout(survivors[0], "after-failover", 1)
 		return err == nil && strings.Contains(out, "1 held"), out
 	})
-	granted++
+	held = append(held, "after-failover")
 	for _, n := range survivors {
 		out, err := r.checkout(n, "on-"+n, 1)
 		if err != nil || !strings.Contains(out, "1 held") {
 			t.Fatalf("checkout on survivor %s: %v\n%s", n, err, out)
 		}
-		granted++
+		held = append(held, "on-"+n)
 	}
-	for _, n := range survivors {
-		if u, err := r.used(n); err != nil || u != granted {
-			t.Fatalf("survivor %s says %d used, want %d: %v", n, u, granted, err)
-		}
+	if err := load.Wait(); err != nil {
+		t.Fatalf("the load through the failover: %v\n%s", err, loadOut.String())
 	}
+	var report struct{ Checkouts int64 }
+	if err := json.Unmarshal([]byte(loadOut.String()[strings.Index(loadOut.String(), "{"):]), &report); err != nil || report.Checkouts == 0 {
+		t.Fatalf("load report: %v\n%s", err, loadOut.String())
+	}
+	r.checkLeases(survivors, held)
 
 	// The old leader comes back and catches up.
 	if err := r.start(old); err != nil {
 		t.Fatal(err)
 	}
+	want, _ := r.used(survivors[0])
 	r.waitFor("the old leader to catch up", func() (bool, string) {
 		u, err := r.used(old)
-		return err == nil && u == granted, fmt.Sprintf("%d %v", u, err)
+		return err == nil && u == want, fmt.Sprintf("%d %v", u, err)
 	})
+	r.checkLeases([]string{"n1", "n2", "n3"}, held)
 
 	// Remove a node that is not the leader; two remain and serve.
 	st, _ = r.status(survivors[0])
