@@ -116,7 +116,7 @@ func (n *Node) isLeader() bool { return n.raft.State() == hraft.Leader }
 // barrier is applied and it is still the leader, every write acknowledged
 // so far is at or below its applied index.
 func (n *Node) readIndex(ctx context.Context) (uint64, error) {
-	t := n.currentTerm()
+	t := n.leaderTerm(ctx)
 	if t == nil {
 		return 0, notLeader()
 	}

@@ -647,3 +647,21 @@ func (b *syncBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+// TestClusterNodeServesFromItsFirstMoment: a node of a cluster of one
+// answers reads and writes from the moment Open returns, through its
+// election, and again after a restart.
+func TestClusterNodeServesFromItsFirstMoment(t *testing.T) {
+	c := newTestCluster(t)
+	for round := range 3 {
+		n := c.start("n1", []string{"n1"})
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		err := n.Read(ctx, func(*core.State) error { return nil })
+		cancel()
+		if err != nil {
+			t.Fatalf("round %d: read right after Open: %v", round, err)
+		}
+		apply(t, n, hello(device(t, fmt.Sprintf("round-%d", round))))
+		c.stop("n1")
+	}
+}

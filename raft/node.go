@@ -305,6 +305,24 @@ func (n *Node) currentTerm() *term {
 	return n.term
 }
 
+// leaderTerm returns the current term; when raft already says this node
+// leads but the term has not started yet (watchLeadership hears of it a
+// moment later), it waits for it, bounded by ctx.
+func (n *Node) leaderTerm(ctx context.Context) *term {
+	for {
+		if t := n.currentTerm(); t != nil || !n.isLeader() {
+			return t
+		}
+		select {
+		case <-time.After(time.Millisecond):
+		case <-ctx.Done():
+			return nil
+		case <-n.closing:
+			return nil
+		}
+	}
+}
+
 // lead runs one leadership term: a barrier, so that the state holds every
 // entry committed before the term (reads wait for it), then a tick every
 // TickInterval until the term ends.
@@ -402,8 +420,12 @@ func (n *Node) Read(ctx context.Context, fn func(*core.State) error) error {
 	if n.fwd != nil && !n.isLeader() {
 		return n.readFollower(ctx, fn)
 	}
-	t := n.currentTerm()
+	t := n.leaderTerm(ctx)
 	if t == nil {
+		if n.fwd != nil && ctx.Err() == nil {
+			// Leadership went elsewhere meanwhile: ask the new leader.
+			return n.readFollower(ctx, fn)
+		}
 		return notLeader()
 	}
 	select {
