@@ -12,7 +12,9 @@ import (
 
 // FuzzReadFrame: a peer's frames are read with a bound, whatever arrives.
 func FuzzReadFrame(f *testing.F) {
-	frame := func(body []byte) []byte { return append(binary.BigEndian.AppendUint32(nil, uint32(len(body))), body...) }
+	frame := func(body []byte) []byte {
+		return append(binary.BigEndian.AppendUint32(nil, uint32(len(body))), body...)
+	}
 	f.Add(frame([]byte{opApply, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, '{', '}'}))
 	f.Add(frame(nil))
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff})
