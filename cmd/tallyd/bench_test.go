@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/tls"
 	"io"
 	"log/slog"
@@ -25,7 +26,7 @@ func BenchmarkNodeWebSocketCheckouts(b *testing.B) {
 		b.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	d, err := start(cfg, log, newLogSwitch(io.Discard, "text"), noEnv)
+	d, err := start(context.Background(), cfg, log, newLogSwitch(io.Discard, "text"), noEnv)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -35,6 +36,8 @@ import (
 //   - A member (the identity exists) starts and rejoins on its own.
 //   - With --join HOST:8443 --join-token T a new node asks HOST to admit it,
 //     saves the certificate it gets and starts as a member to be added.
+//   - With --bootstrap-expect N (N > 1) the node forms a cluster with the
+//     other nodes it finds by mDNS on the LAN (form.go).
 //   - Otherwise the node creates the cluster CA and bootstraps a cluster of
 //     itself, which others can then join.
 
@@ -57,12 +60,12 @@ type clusterSetup struct {
 
 // clusterMode says whether cfg runs a networked cluster member.
 func clusterMode(cfg config) bool {
-	return !cfg.Dev || cfg.Join != "" || cfg.raftPortGiven
+	return !cfg.Dev || cfg.Join != "" || cfg.BootstrapExpect > 0 || cfg.raftPortGiven
 }
 
 // prepareCluster readies the node's cluster identity and its raft
 // listener before the store opens.
-func prepareCluster(ctx context.Context, cfg config, now time.Time) (*clusterSetup, error) {
+func prepareCluster(ctx context.Context, cfg config, now time.Time, log *slog.Logger) (*clusterSetup, error) {
 	dir := filepath.Join(cfg.DataDir, clusterDir)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("cluster directory: %w", err)
@@ -84,6 +87,7 @@ func prepareCluster(ctx context.Context, cfg config, now time.Time) (*clusterSet
 		ln.Close()
 		return nil, err
 	}
+	var bootstrap []raft.Member
 	switch {
 	case ident != nil:
 		setup.how = "member"
@@ -95,20 +99,31 @@ func prepareCluster(ctx context.Context, cfg config, now time.Time) (*clusterSet
 			return fail(err)
 		}
 		setup.how = "joined through " + cfg.Join
+	case cfg.BootstrapExpect > 1:
+		advertiseAt, err := netip.ParseAddrPort(advertise)
+		if err != nil {
+			return fail(fmt.Errorf("raft address %s: %w", advertise, err))
+		}
+		ident, bootstrap, err = formCluster(ctx, formConfig{
+			NodeID: cfg.NodeID, Expect: cfg.BootstrapExpect, Listener: ln, Advertise: advertiseAt, Dir: dir, Log: log,
+			Deadline: formDeadline, Round: formRound, SeedWait: formSeedWait,
+		})
+		if err != nil {
+			return fail(err)
+		}
+		setup.how = fmt.Sprintf("formed with %d nodes by mDNS", cfg.BootstrapExpect)
 	default:
-		if ident, err = createCluster(cfg.NodeID, dir, now); err != nil {
+		// --bootstrap-expect 1 is this node alone: a new cluster.
+		if _, ident, err = createCluster(cfg.NodeID, dir, now); err != nil {
 			return fail(err)
 		}
 		setup.how = "new cluster"
+		bootstrap = []raft.Member{{ID: cfg.NodeID, Address: advertise, Voter: true}}
 	}
 	// The CA files exist on the node that created the cluster; the state
 	// gets the CA from it (again after a crash before it was applied).
 	setup.caCert, _ = os.ReadFile(filepath.Join(dir, caCertFile))
 	setup.caKey, _ = os.ReadFile(filepath.Join(dir, caKeyFile))
-	var bootstrap []raft.Member
-	if setup.how == "new cluster" {
-		bootstrap = []raft.Member{{ID: cfg.NodeID, Address: advertise, Voter: true}}
-	}
 	setup.config = &raft.ClusterConfig{
 		Listener: ln, Advertise: advertise, ServerTLS: ident.ServerTLS(), ClientTLS: ident.ClientTLS(), Bootstrap: bootstrap,
 	}
@@ -116,34 +131,34 @@ func prepareCluster(ctx context.Context, cfg config, now time.Time) (*clusterSet
 }
 
 // createCluster makes the cluster CA and this node's certificate from it.
-func createCluster(nodeID, dir string, now time.Time) (*clustertls.Identity, error) {
+func createCluster(nodeID, dir string, now time.Time) (*clustertls.CA, *clustertls.Identity, error) {
 	ca, err := clustertls.NewCA(clusterLabel, now, rand.Reader)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	certPEM, keyPEM, err := ca.MarshalPEM()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := atomicfile.Write(filepath.Join(dir, caKeyFile), keyPEM, 0o600); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := atomicfile.Write(filepath.Join(dir, caCertFile), certPEM, 0o600); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	key, csr, err := nodeKeyAndCSR(nodeID)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	cert, err := ca.SignNode(csr, nodeID, now, rand.Reader)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	ident, err := clustertls.NewIdentity(ca.CertDER, cert, key)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return ident, ident.Save(dir)
+	return ca, ident, ident.Save(dir)
 }
 
 // nodeKeyAndCSR makes the node's key and its certificate request.

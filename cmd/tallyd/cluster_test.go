@@ -151,10 +151,15 @@ type clusterStatusJSON struct {
 	} `json:"members"`
 }
 
-// waitFor polls cond, bounded in count; the bound is only reached when
-// something is broken.
 func (r *clusterRig) waitFor(what string, cond func() (bool, string)) {
 	r.t.Helper()
+	waitUntil(r.t, what, cond)
+}
+
+// waitUntil polls cond, bounded in count; the bound is only reached when
+// something is broken.
+func waitUntil(t *testing.T, what string, cond func() (bool, string)) {
+	t.Helper()
 	last := ""
 	for range 600 {
 		ok, detail := cond()
@@ -164,7 +169,7 @@ func (r *clusterRig) waitFor(what string, cond func() (bool, string)) {
 		last = detail
 		time.Sleep(100 * time.Millisecond)
 	}
-	r.t.Fatalf("%s never happened; last: %s", what, last)
+	t.Fatalf("%s never happened; last: %s", what, last)
 }
 
 // used reads how many cad 1.0 licenses node says are in use.

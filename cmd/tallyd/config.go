@@ -154,8 +154,11 @@ func (c *config) validate() error {
 	if (c.Join == "") != (c.JoinToken == "") {
 		errs = append(errs, errors.New("--join and --join-token go together"))
 	}
-	if c.BootstrapExpect != 0 {
-		errs = append(errs, errors.New("--bootstrap-expect is not supported yet: start one node, then --join the others to it"))
+	if c.BootstrapExpect < 0 {
+		errs = append(errs, fmt.Errorf("--bootstrap-expect %d: want the number of nodes to form the cluster with", c.BootstrapExpect))
+	}
+	if c.BootstrapExpect > 0 && c.Join != "" {
+		errs = append(errs, errors.New("--bootstrap-expect and --join exclude each other: a node forms a new cluster or joins one"))
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		errs = append(errs, fmt.Errorf("--log-format %q: want text or json", c.LogFormat))

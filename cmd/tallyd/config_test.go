@@ -27,6 +27,8 @@ func TestLoadConfig(t *testing.T) {
 			return c.HTTPSPort == 7443 && strings.Join(c.ProducerKeys, ",") == "b.pub,c.pub"
 		}},
 		{[]string{"--https-port", "0", "--node-id", "n1"}, func(c config) bool { return c.HTTPSPort == 0 && c.NodeID == "n1" }},
+		{[]string{"--bootstrap-expect", "3"}, func(c config) bool { return c.BootstrapExpect == 3 && c.Join == "" }},
+		{[]string{"--bootstrap-expect", "1"}, func(c config) bool { return c.BootstrapExpect == 1 }},
 	}
 	for _, tt := range tests {
 		c, err := loadConfig(tt.args)
@@ -48,7 +50,8 @@ func TestLoadConfigRefuses(t *testing.T) {
 		{"--tls-cert", "c.pem"},
 		{"--join", "a:8443"},
 		{"--join-token", "tly1.x.y"},
-		{"--bootstrap-expect", "3"},
+		{"--bootstrap-expect", "-1"},
+		{"--bootstrap-expect", "3", "--join", "a:8443", "--join-token", "tly1.x.y"},
 		{"--log-format", "xml"},
 		{"--node-id", "a b"},
 		{"--config", bad},

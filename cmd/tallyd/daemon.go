@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -51,7 +52,8 @@ const demoSource = "demo"
 const forwardWait = 30 * time.Second
 
 // start opens the store and binds the HTTPS port; Serve is left to the caller.
-func start(cfg config, log *slog.Logger, logs *logSwitch, getenv func(string) string) (*daemon, error) {
+// ctx bounds forming or joining a cluster.
+func start(ctx context.Context, cfg config, log *slog.Logger, logs *logSwitch, getenv func(string) string) (*daemon, error) {
 	err := ensureDataDir(cfg.DataDir)
 	if err != nil {
 		return nil, err
@@ -73,7 +75,7 @@ func start(cfg config, log *slog.Logger, logs *logSwitch, getenv func(string) st
 	var cluster *clusterSetup
 	var clusterConfig *raft.ClusterConfig
 	if clusterMode(cfg) {
-		if cluster, err = prepareCluster(context.Background(), cfg, now); err != nil {
+		if cluster, err = prepareCluster(ctx, cfg, now, log); err != nil {
 			return nil, err
 		}
 		cluster.config.ForwardWait = forwardWait
@@ -122,7 +124,7 @@ func start(cfg config, log *slog.Logger, logs *logSwitch, getenv func(string) st
 		return nil, err
 	}
 
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	if err := applyLoggingProperties(ctx, node, logs); err != nil {
 		return fail(err)
@@ -173,7 +175,7 @@ func start(cfg config, log *slog.Logger, logs *logSwitch, getenv func(string) st
 		return fail(fmt.Errorf("listen on %s: %w", addr, err))
 	}
 	httpsPort, _ := strconv.Atoi(portOf(ln))
-	if d.presence, err = startPresence(cfg, main, httpsPort, log); err != nil {
+	if d.presence, err = startPresence(cfg, main, httpsPort, memberServices(cfg.NodeID, cluster), log); err != nil {
 		ln.Close()
 		return fail(err)
 	}
@@ -248,6 +250,8 @@ func bootstrapAccess(ctx context.Context, store core.Store, dataDir string, gete
 	if haveUsers {
 		return "unchanged (users exist)", nil
 	}
+	passwordFile := filepath.Join(dataDir, initialPasswordFile)
+	_, statErr := os.Stat(passwordFile)
 	pw, source, err := adminPassword(dataDir, getenv, random)
 	if err != nil {
 		return "", err
@@ -257,10 +261,19 @@ func bootstrapAccess(ctx context.Context, store core.Store, dataDir string, gete
 		return "", err
 	}
 	create := &core.CreateUser{Name: "admin", Roles: []core.Role{core.RoleAdmin}, PasswordHash: hash}
-	if _, err := store.Apply(ctx, &core.Audited{Actor: actor, Command: create}); err != nil {
+	_, err = store.Apply(ctx, &core.Audited{Actor: actor, Command: create})
+	if errors.Is(err, core.ErrUserExists) {
+		// Nodes that formed a cluster together race to create the
+		// administrator; a password this node made up is not its password.
+		if source == passwordFile && errors.Is(statErr, fs.ErrNotExist) {
+			os.Remove(passwordFile)
+		}
+		return "unchanged (another node created the administrator)", nil
+	}
+	if err != nil {
 		return "", fmt.Errorf("create the administrator: %w", err)
 	}
-	if source == filepath.Join(dataDir, initialPasswordFile) {
+	if source == passwordFile {
 		return "in " + source, nil
 	}
 	return "from " + source, nil

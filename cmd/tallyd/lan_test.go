@@ -19,59 +19,8 @@ import (
 // broadcast and checks out through what it found; the administrator's
 // scan finds both devices and the online check sees them.
 func TestLANPresence(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts real processes in network namespaces")
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to create network namespaces")
-	}
-	ipCmd, err := exec.LookPath("ip")
-	if err != nil {
-		t.Skip("needs the ip command (iproute2)")
-	}
+	ipCmd, ns := lanNamespaces(t, "tlan", "10.78.0", 3)
 	bin := buildBinaries(t)
-	var r [3]byte
-	rand.Read(r[:])
-	suffix := hex.EncodeToString(r[:])
-	ip := func(args ...string) {
-		t.Helper()
-		if out, err := exec.Command(ipCmd, args...).CombinedOutput(); err != nil {
-			t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
-		}
-	}
-	bridge := "tlanbr-" + suffix
-	if out, err := exec.Command(ipCmd, "netns", "add", bridge).CombinedOutput(); err != nil {
-		t.Skipf("cannot create a network namespace here: %v: %s", err, out)
-	}
-	t.Cleanup(func() { exec.Command(ipCmd, "netns", "del", bridge).Run() })
-	ip("-n", bridge, "link", "add", "br0", "type", "bridge")
-	ip("-n", bridge, "link", "set", "br0", "up")
-	ns := make([]string, 3)
-	for i := range ns {
-		ns[i] = fmt.Sprintf("tlan%d-%s", i, suffix)
-		name := ns[i]
-		ip("netns", "add", name)
-		t.Cleanup(func() { exec.Command(ipCmd, "netns", "del", name).Run() })
-		port := fmt.Sprintf("p%d", i)
-		ip("-n", bridge, "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", name)
-		ip("-n", bridge, "link", "set", port, "master", "br0", "up")
-		ip("-n", name, "link", "set", "lo", "up")
-		ip("-n", name, "addr", "add", fmt.Sprintf("10.78.0.%d/24", i+1), "brd", "+", "dev", "eth0")
-		ip("-n", name, "link", "set", "eth0", "up")
-	}
-	for _, name := range ns {
-		up := false
-		for range 1000 {
-			out, _ := exec.Command(ipCmd, "-n", name, "-o", "link", "show", "eth0").Output()
-			if up = strings.Contains(string(out), "LOWER_UP"); up {
-				break
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-		if !up {
-			t.Fatalf("eth0 in %s never came up", name)
-		}
-	}
 	work := t.TempDir()
 	home := filepath.Join(work, "home")
 	env := append(os.Environ(), "HOME="+home, "TALLY_ADMIN_PASSWORD=lan test password")
@@ -247,4 +196,65 @@ func TestLANPresence(t *testing.T) {
 	if len(got) != 16 || got[0] != "02:00:00:aa:bb:cc" || strings.Count(captured.String(), got[0]) != 16 {
 		t.Fatalf("tshark decoded %q as the woken MAC", captured.String())
 	}
+}
+
+// lanNamespaces makes a LAN of n network namespaces: a bridge in a
+// namespace of its own and a veth port to each, whose eth0 has the address
+// subnet.1, subnet.2, ... (/24). It returns the ip command and the
+// namespaces' names, and skips the test where namespaces cannot be made.
+func lanNamespaces(t *testing.T, prefix, subnet string, n int) (string, []string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("starts real processes in network namespaces")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to create network namespaces")
+	}
+	ipCmd, err := exec.LookPath("ip")
+	if err != nil {
+		t.Skip("needs the ip command (iproute2)")
+	}
+	var r [3]byte
+	rand.Read(r[:])
+	suffix := hex.EncodeToString(r[:])
+	ip := func(args ...string) {
+		t.Helper()
+		if out, err := exec.Command(ipCmd, args...).CombinedOutput(); err != nil {
+			t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
+		}
+	}
+	bridge := prefix + "br-" + suffix
+	if out, err := exec.Command(ipCmd, "netns", "add", bridge).CombinedOutput(); err != nil {
+		t.Skipf("cannot create a network namespace here: %v: %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command(ipCmd, "netns", "del", bridge).Run() })
+	ip("-n", bridge, "link", "add", "br0", "type", "bridge")
+	ip("-n", bridge, "link", "set", "br0", "up")
+	ns := make([]string, n)
+	for i := range ns {
+		ns[i] = fmt.Sprintf("%s%d-%s", prefix, i, suffix)
+		name := ns[i]
+		ip("netns", "add", name)
+		t.Cleanup(func() { exec.Command(ipCmd, "netns", "del", name).Run() })
+		port := fmt.Sprintf("p%d", i)
+		ip("-n", bridge, "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", name)
+		ip("-n", bridge, "link", "set", port, "master", "br0", "up")
+		ip("-n", name, "link", "set", "lo", "up")
+		ip("-n", name, "addr", "add", fmt.Sprintf("%s.%d/24", subnet, i+1), "brd", "+", "dev", "eth0")
+		ip("-n", name, "link", "set", "eth0", "up")
+	}
+	for _, name := range ns {
+		up := false
+		for range 1000 {
+			out, _ := exec.Command(ipCmd, "-n", name, "-o", "link", "show", "eth0").Output()
+			if up = strings.Contains(string(out), "LOWER_UP"); up {
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		if !up {
+			t.Fatalf("eth0 in %s never came up", name)
+		}
+	}
+	return ipCmd, ns
 }

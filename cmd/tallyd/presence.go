@@ -17,7 +17,8 @@ import (
 
 // presence is the node's LAN presence: the discovery responder on UDP
 // (DISCOVER answered with a signed OFFER, SCAN and PING answers collected)
-// and the mDNS responder announcing _tally._tcp.
+// and the mDNS responder announcing _tally._tcp and, on a cluster member,
+// _tally-ha._tcp.
 type presence struct {
 	conn      net.PacketConn
 	wake      net.PacketConn // sends Wake-on-LAN magic packets
@@ -31,7 +32,7 @@ type presence struct {
 // responder is best effort: a machine without a multicast interface still
 // serves devices that know the address or broadcast, so its failure is
 // logged, not fatal.
-func startPresence(cfg config, main *licensingid.ID, httpsPort int, log *slog.Logger) (*presence, error) {
+func startPresence(cfg config, main *licensingid.ID, httpsPort int, peers []mdns.Service, log *slog.Logger) (*presence, error) {
 	addr := net.JoinHostPort(cfg.Bind, strconv.Itoa(cfg.DiscoveryPort))
 	conn, err := net.ListenPacket("udp4", addr)
 	if err != nil {
@@ -79,9 +80,9 @@ func startPresence(cfg config, main *licensingid.ID, httpsPort int, log *slog.Lo
 	m, err := mdns.NewResponder(mdns.Config{
 		Instance: "Tally on " + cfg.NodeID,
 		Host:     mdnsHost(cfg.NodeID),
-		Services: []mdns.Service{{Type: "_tally._tcp", Port: uint16(httpsPort), TXT: map[string]string{
+		Services: append([]mdns.Service{{Type: "_tally._tcp", Port: uint16(httpsPort), TXT: map[string]string{
 			"fp": main.Fingerprint(), "api": "/api/v1", "ws": "/ws/device", "v": "1", "node": cfg.NodeID,
-		}}},
+		}}}, peers...),
 		Logger: log.With("part", "mdns"),
 	})
 	if err == nil {
