@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/tallyhq/tally/core/strictjson"
 )
@@ -15,20 +16,23 @@ import (
 // config is tallyd's configuration. One loader fills it: defaults, then the
 // JSON file named by --config, then the flags given on the command line.
 type config struct {
-	DataDir         string   `json:"dataDir"`
-	Dev             bool     `json:"dev"`
-	Bind            string   `json:"bind"`
-	HTTPSPort       int      `json:"httpsPort"`
-	DiscoveryPort   int      `json:"discoveryPort"`
-	RaftPort        int      `json:"raftPort"`
-	NodeID          string   `json:"nodeId"`
-	Join            string   `json:"join"`
-	JoinToken       string   `json:"joinToken"`
-	BootstrapExpect int      `json:"bootstrapExpect"`
-	TLSCert         string   `json:"tlsCert"`
-	TLSKey          string   `json:"tlsKey"`
-	ProducerKeys    []string `json:"producerKeys"`
-	LogFormat       string   `json:"logFormat"`
+	DataDir         string `json:"dataDir"`
+	Dev             bool   `json:"dev"`
+	Bind            string `json:"bind"`
+	HTTPSPort       int    `json:"httpsPort"`
+	DiscoveryPort   int    `json:"discoveryPort"`
+	RaftPort        int    `json:"raftPort"`
+	NodeID          string `json:"nodeId"`
+	Join            string `json:"join"`
+	JoinToken       string `json:"joinToken"`
+	BootstrapExpect int    `json:"bootstrapExpect"`
+	// DeadServerTimeout is how long a cluster member may be silent before
+	// the leader removes it (when that is safe); "0" never removes.
+	DeadServerTimeout string   `json:"deadServerTimeout"`
+	TLSCert           string   `json:"tlsCert"`
+	TLSKey            string   `json:"tlsKey"`
+	ProducerKeys      []string `json:"producerKeys"`
+	LogFormat         string   `json:"logFormat"`
 
 	// raftPortGiven says --raft-port was given: a --dev node then runs as
 	// a cluster member too.
@@ -37,12 +41,28 @@ type config struct {
 
 const usage = `usage: tallyd [--config FILE] [--data-dir DIR] [--dev] [--bind IP] [--https-port 8443]
               [--discovery-port 30005] [--raft-port 61616] [--node-id NAME]
-              [--join HOST:8443 --join-token TOKEN] [--bootstrap-expect N]
+              [--join HOST:8443 --join-token TOKEN] [--bootstrap-expect N] [--dead-server-timeout 24h]
               [--tls-cert FILE --tls-key FILE] [--producer-key FILE]... [--log-format text|json]
        tallyd version`
 
 func defaultConfig() config {
-	return config{HTTPSPort: 8443, DiscoveryPort: 30005, RaftPort: 61616, LogFormat: "text"}
+	return config{HTTPSPort: 8443, DiscoveryPort: 30005, RaftPort: 61616, LogFormat: "text", DeadServerTimeout: "24h"}
+}
+
+// minDeadServerTimeout keeps a member from being removed for a restart.
+const minDeadServerTimeout = time.Minute
+
+// deadServerTimeout reads --dead-server-timeout: 0 (never), or at least
+// minDeadServerTimeout.
+func (c *config) deadServerTimeout() (time.Duration, error) {
+	d, err := time.ParseDuration(c.DeadServerTimeout)
+	if c.DeadServerTimeout == "0" {
+		d, err = 0, nil
+	}
+	if err != nil || d < 0 || (d > 0 && d < minDeadServerTimeout) {
+		return 0, fmt.Errorf("--dead-server-timeout %q: want 0 (never) or a duration of at least %s", c.DeadServerTimeout, minDeadServerTimeout)
+	}
+	return d, nil
 }
 
 type stringList []string
@@ -67,6 +87,7 @@ func loadConfig(args []string) (config, error) {
 	fs.StringVar(&flags.Join, "join", "", "")
 	fs.StringVar(&flags.JoinToken, "join-token", "", "")
 	fs.IntVar(&flags.BootstrapExpect, "bootstrap-expect", 0, "")
+	fs.StringVar(&flags.DeadServerTimeout, "dead-server-timeout", "", "")
 	fs.StringVar(&flags.TLSCert, "tls-cert", "", "")
 	fs.StringVar(&flags.TLSKey, "tls-key", "", "")
 	fs.Var(&producerKeys, "producer-key", "")
@@ -106,6 +127,8 @@ func loadConfig(args []string) (config, error) {
 			cfg.JoinToken = flags.JoinToken
 		case "bootstrap-expect":
 			cfg.BootstrapExpect = flags.BootstrapExpect
+		case "dead-server-timeout":
+			cfg.DeadServerTimeout = flags.DeadServerTimeout
 		case "tls-cert":
 			cfg.TLSCert = flags.TLSCert
 		case "tls-key":
@@ -153,6 +176,9 @@ func (c *config) validate() error {
 	}
 	if (c.Join == "") != (c.JoinToken == "") {
 		errs = append(errs, errors.New("--join and --join-token go together"))
+	}
+	if _, err := c.deadServerTimeout(); err != nil {
+		errs = append(errs, err)
 	}
 	if c.BootstrapExpect < 0 {
 		errs = append(errs, fmt.Errorf("--bootstrap-expect %d: want the number of nodes to form the cluster with", c.BootstrapExpect))

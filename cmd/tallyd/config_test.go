@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestLoadConfig(t *testing.T) {
@@ -28,6 +29,8 @@ func TestLoadConfig(t *testing.T) {
 		}},
 		{[]string{"--https-port", "0", "--node-id", "n1"}, func(c config) bool { return c.HTTPSPort == 0 && c.NodeID == "n1" }},
 		{[]string{"--bootstrap-expect", "3"}, func(c config) bool { return c.BootstrapExpect == 3 && c.Join == "" }},
+		{[]string{"--dead-server-timeout", "0"}, func(c config) bool { d, err := c.deadServerTimeout(); return d == 0 && err == nil }},
+		{[]string{}, func(c config) bool { d, err := c.deadServerTimeout(); return d == 24*time.Hour && err == nil }},
 		{[]string{"--bootstrap-expect", "1"}, func(c config) bool { return c.BootstrapExpect == 1 }},
 	}
 	for _, tt := range tests {
@@ -52,6 +55,9 @@ func TestLoadConfigRefuses(t *testing.T) {
 		{"--join-token", "tly1.x.y"},
 		{"--bootstrap-expect", "-1"},
 		{"--bootstrap-expect", "3", "--join", "a:8443", "--join-token", "tly1.x.y"},
+		{"--dead-server-timeout", "5s"},
+		{"--dead-server-timeout", "soon"},
+		{"--dead-server-timeout", "-1h"},
 		{"--log-format", "xml"},
 		{"--node-id", "a b"},
 		{"--config", bad},

@@ -79,6 +79,7 @@ func start(ctx context.Context, cfg config, log *slog.Logger, logs *logSwitch, g
 			return nil, err
 		}
 		cluster.config.ForwardWait = forwardWait
+		cluster.config.DeadServerTimeout, _ = cfg.deadServerTimeout() // checked by validate
 		clusterConfig = cluster.config
 	}
 
