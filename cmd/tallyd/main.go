@@ -21,12 +21,19 @@ import (
 	"strconv"
 	"syscall"
 	"time"
+
+	"github.com/tallyhq/tally/plugins/builtin"
 )
 
 // buildVersion is stamped at build time with -ldflags "-X main.buildVersion=…".
 var buildVersion = "dev"
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "connector" {
+		// tallyd re-executed as one of its built-in back-office connectors
+		// (plugins/builtin): one binary on flash holds them all.
+		os.Exit(builtin.Main(os.Args[2:]))
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv); err != nil {
