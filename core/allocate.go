@@ -61,7 +61,9 @@ func (s *State) checkout(c *Checkout) (Result, error) {
 			}
 			return Result{Grant: s.grantOf(d, c.Feature, c.Version, l), Denied: DenyInsufficient}, nil
 		}
+		mark := s.usageMark(groups)
 		s.take(l, groups, c.Count-have, true, true)
+		s.countUsage(groups, mark)
 		l.count = c.Count
 		if fresh {
 			d.leases = append(d.leases, l)

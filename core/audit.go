@@ -265,6 +265,9 @@ func auditDetail(c Command) string {
 	if d, ok := clusterDetail(c); ok {
 		return d
 	}
+	if d, ok := syncDetail(c); ok {
+		return d
+	}
 	return c.Type()
 }
 

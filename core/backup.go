@@ -7,12 +7,21 @@ import (
 // RestoreBackup replaces the state with a database backup: the bytes of an
 // earlier Snapshot. Rights, devices and their leases, reservations, the
 // license model, properties, users, first-authentication keys and the audit
-// log come back as the backup held them. Four things do not go back: the
+// log come back as the backup held them. Five things do not go back: the
 // clock (leases that ended since the backup end at once), the request
 // sessions (so that retries stay deduplicated across the restore), the
 // main licensing ID, which is the installation's identity rather than data,
-// and the cluster CA and join tokens, which belong to the running cluster.
-// A backup that does not restore is refused and nothing changes.
+// the cluster CA and join tokens, which belong to the running cluster, and
+// the exchange with the back office. Of that, every sequence becomes the
+// higher of the running cluster's and the backup's, so no capability
+// response refused before the restore is accepted after it; the usage the
+// running cluster has not reported stays; and the backup adds only usage
+// windows under IDs the running cluster has not given, which a backup of
+// its own past never has (see keepSyncAcross). So a restore loses no usage,
+// reports none twice and accepts no replay. The rights a response loaded
+// come back as the backup held them, like all rights; the next response
+// replaces them. A backup that does not restore is refused and nothing
+// changes.
 type RestoreBackup struct {
 	Snapshot []byte `json:"snapshot"`
 }
@@ -37,6 +46,10 @@ func (s *State) restoreBackup(c *RestoreBackup) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
+	sync, err := keepSyncAcross(s.sync, r.sync, r.now)
+	if err != nil {
+		return Result{}, err
+	}
 	now := s.now
 	if r.now.After(now) {
 		now = r.now
@@ -52,6 +65,7 @@ func (s *State) restoreBackup(c *RestoreBackup) (Result, error) {
 	// another cluster, or from before a token was used, must not bring
 	// theirs back.
 	s.clusterCA, s.joinTokens = ca, joinTokens
+	s.sync = sync
 	var res Result
 	s.advance(&res)
 	return res, nil

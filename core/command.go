@@ -174,6 +174,10 @@ func newCommand(typ string) (Command, bool) {
 		return &DeleteJoinToken{}, true
 	case "useJoinToken":
 		return &UseJoinToken{}, true
+	case "beginSync":
+		return &BeginSync{}, true
+	case "completeSync":
+		return &CompleteSync{}, true
 	}
 	return nil, false
 }

@@ -1,7 +1,8 @@
 // Package core is Tally's licensing engine: the rules of feature lines,
 // leases, devices, reservations, named license pools, properties,
 // administrators, first-authentication keys, the cluster's CA and join
-// tokens and the audit log, kept as a deterministic state machine. It
+// tokens, the exchange with the back office and the audit log, kept as a
+// deterministic state machine. It
 // imports nothing of Tally's outside core and does no I/O: the replication
 // layer feeds it commands in log order and reads its views; the network
 // layers never decide a rule.
@@ -148,6 +149,30 @@
 // joined; an expired token admits nobody. Expired tokens are not removed:
 // the JoinTokens view marks them, and an administrator deletes them.
 //
+// # The exchange with the back office
+//
+// Every grant that raises a device's count adds to the open usage window:
+// one checkout, and the counts then held as a peak, on each row of the
+// Features view (feature and line version) it drew on. Renewals, returns
+// and denials count nothing. Usage is replicated state, so the usage served
+// by every node is in one place. BeginSync makes a capability request with
+// the next request sequence: it closes the open window (giving it the next
+// window ID, from its first grant to the request's time), carries every
+// window the back office has not acknowledged and the activations asked
+// for, and supersedes the request pending before. PendingSync hands it to
+// the transport, which signs it with the main licensing ID (package
+// core/capability). CompleteSync applies a verified response: it must
+// answer the pending request (ErrSyncOutOfOrder) and carry a sequence above
+// the last one applied (ErrSyncReplay); its lines replace those of its
+// source (DefaultSyncSource) as LoadRights does, with the response sequence
+// as the rights sequence; windows up to its UsageAck are dropped. A refused
+// response changes nothing. Window IDs never change and a window is
+// dropped only once the back office says it recorded it, so usage reaches
+// the back office exactly once across lost requests and responses, retries
+// and leader changes, provided the back office records windows by ID. The
+// state keeps at most MaxUsageWindows closed windows; past that the open
+// window stays open and keeps counting.
+//
 // # Database backups
 //
 // A database backup is a Snapshot. RestoreBackup puts one back in place of
@@ -156,14 +181,21 @@
 // but the clock does not go back (leases that ended since end at once) and
 // the request sessions are kept, so retries stay deduplicated, and the main
 // licensing ID, the cluster CA and the join tokens stay as they are: a
-// database restore never changes them.
+// database restore never changes them. Nor does it take the exchange with
+// the back office back: every sequence becomes the higher of the running
+// cluster's and the backup's, so no response refused before is accepted
+// after; the running cluster's unreported usage stays; and the backup adds
+// only windows under IDs the running cluster has not given (a backup of
+// another machine's history), never any of its own past. A restore loses
+// no usage, reports none twice and accepts no replay.
 //
 // # Invariant
 //
 // At every point, for every line, counts used plus consumed never exceed
 // its count and overdraft used never exceeds its overdraft; a one-time key
 // is used by at most one device, a join token by at most one node; the
-// audit chain verifies. The property tests check this after every command
+// audit chain verifies; usage windows are above the acknowledged one, in
+// increasing order, and a pending request is the latest one made. The property tests check this after every command
 // of random sequences, together with a snapshot restored mid-way replaying
 // to the same state.
 package core

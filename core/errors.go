@@ -52,4 +52,9 @@ var (
 	ErrJoinTokenExists  = errors.New("join token already exists")
 	ErrJoinTokenExpired = errors.New("join token has expired")
 	ErrJoinTokenUsed    = errors.New("join token already admitted another node")
+
+	ErrSyncOutOfOrder    = errors.New("capability response does not answer the pending capability request")
+	ErrSyncReplay        = errors.New("capability response is not newer than the last one applied")
+	ErrInvalidActivation = errors.New("invalid activation request")
+	ErrInvalidUsage      = errors.New("invalid usage window")
 )

@@ -20,6 +20,7 @@ func fuzzState(t testing.TB) *harness {
 	h.apply(h.joinToken("j1", time.Hour))
 	d := h.hello(1)
 	h.granted(d, "cad", "1.0", 1)
+	h.apply(&BeginSync{Activations: []Activation{{ActivationID: "ACT-1", Count: 2}}})
 	return h
 }
 
@@ -39,6 +40,10 @@ func FuzzDecodeRequest(f *testing.F) {
 		{ID: RequestID{1, 9}, At: t0, Command: audited(&CreateJoinToken{ID: "j2", Verifier: verifier(2), Expires: t0.Add(time.Hour), Description: "node 2"})},
 		{ID: RequestID{1, 10}, At: t0, Command: &UseJoinToken{ID: "j1", Node: "node-2"}},
 		{ID: RequestID{1, 11}, At: t0, Command: audited(&DeleteJoinToken{ID: "j1"})},
+		{ID: RequestID{1, 12}, At: t0, Command: &BeginSync{Activations: []Activation{{ActivationID: "ACT-2", Count: 0}}}},
+		{ID: RequestID{1, 13}, At: t0, Command: audited(&CompleteSync{RequestSequence: 1, Sequence: 1, UsageAck: 1,
+			Lines:       []FeatureLine{fline("bo", "cad", "1.0", 5)},
+			Activations: []ActivationResult{{ActivationID: "ACT-1", Count: 2, Result: ActivationExceeds}}})},
 	}
 	for _, r := range seeds {
 		b, err := EncodeRequest(r)

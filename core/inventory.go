@@ -41,6 +41,11 @@ type group struct {
 
 	// scratch holds counts tentatively taken while planning a grant.
 	scratch, scratchOverdraft int64
+
+	// usage is the group's row in the open usage window, valid while
+	// usageEpoch is the window's epoch (see countUsage).
+	usage      *usageCount
+	usageEpoch uint64
 }
 
 type poolAccount struct {

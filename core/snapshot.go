@@ -43,6 +43,9 @@ type snapshot struct {
 	// The cluster's trust, which a database restore leaves as it is.
 	ClusterCA  *clusterCA  `json:"clusterCa,omitempty"`
 	JoinTokens []joinToken `json:"joinTokens,omitempty"`
+
+	// The exchange with the back office, omitted until there is one.
+	Sync *syncSnapshot `json:"sync,omitempty"`
 }
 
 type keySnapshot struct {
@@ -156,6 +159,7 @@ func (s *State) Snapshot() ([]byte, error) {
 	snap.ClientKey = s.clientKey
 	snap.MainID = s.mainID
 	s.snapshotCluster(&snap)
+	snap.Sync = s.snapshotSync()
 	return json.Marshal(snap)
 }
 
@@ -274,6 +278,9 @@ func restore(cfg Config, snap *snapshot) (*State, error) {
 		return nil, err
 	}
 	if err := s.restoreCluster(snap); err != nil {
+		return nil, err
+	}
+	if err := s.restoreSync(snap.Sync); err != nil {
 		return nil, err
 	}
 	return s, s.checkAccounts()

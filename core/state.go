@@ -91,6 +91,8 @@ type State struct {
 	clusterCA  *clusterCA
 	joinTokens map[string]*joinToken // by ID
 
+	sync syncState // the exchange with the back office
+
 	// noChange is set by a command that succeeded without changing
 	// anything, so that Audited records nothing for it.
 	noChange bool
@@ -311,6 +313,11 @@ func (s *State) dispatch(c Command) (Result, error) {
 		return Result{}, s.deleteJoinToken(c)
 	case *UseJoinToken:
 		return Result{}, s.useJoinToken(c)
+	case *BeginSync:
+		s.beginSync(c)
+		return Result{}, nil
+	case *CompleteSync:
+		return s.completeSync(c)
 	}
 	return Result{}, fmt.Errorf("%w %T", ErrUnknownCommand, c)
 }

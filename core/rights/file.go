@@ -2,10 +2,6 @@ package rights
 
 import (
 	"crypto/ecdsa"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -13,7 +9,7 @@ import (
 	"time"
 
 	"github.com/tallyhq/tally/core"
-	"github.com/tallyhq/tally/core/strictjson"
+	"github.com/tallyhq/tally/core/internal/envelope"
 )
 
 // Format is the format string of the rights files this package reads and
@@ -55,12 +51,11 @@ type Rights struct {
 	Locks map[string]string
 }
 
-// envelope is the outer JSON object of a rights file.
-type envelope struct {
-	Format    string `json:"format"`
-	Key       string `json:"key"`
-	Payload   string `json:"payload"`
-	Signature string `json:"signature"`
+// spec is the envelope of a rights file. Its signature has no context:
+// the format predates them (see package envelope).
+var spec = envelope.Spec{
+	Format: Format, MaxBytes: MaxFileBytes,
+	ErrMalformed: ErrMalformed, ErrUntrustedKey: ErrUntrustedKey, ErrBadSignature: ErrBadSignature, ErrInvalidKey: ErrInvalidKey,
 }
 
 // payload is the signed content of a rights file.
@@ -78,12 +73,6 @@ type payload struct {
 // rights that Verify would refuse for their content (no server, no source,
 // sequence 0); it leaves the lines to core, or to ParseLines before it.
 func Issue(key *ecdsa.PrivateKey, r Rights, random io.Reader) ([]byte, error) {
-	if key == nil {
-		return nil, fmt.Errorf("%w: no key", ErrInvalidKey)
-	}
-	if err := checkCurve(key.PublicKey); err != nil {
-		return nil, err
-	}
 	if err := checkHeader(r.Server, r.Source, r.Sequence); err != nil {
 		return nil, err
 	}
@@ -94,48 +83,18 @@ func Issue(key *ecdsa.PrivateKey, r Rights, random io.Reader) ([]byte, error) {
 	if p.Lines == nil {
 		p.Lines = []core.FeatureLine{}
 	}
-	body, err := json.Marshal(p)
-	if err != nil {
-		return nil, fmt.Errorf("encode rights payload: %w", err)
-	}
-	if random == nil {
-		random = rand.Reader
-	}
-	digest := sha256.Sum256(body)
-	sig, err := ecdsa.SignASN1(random, key, digest[:])
-	if err != nil {
-		return nil, fmt.Errorf("sign rights: %w", err)
-	}
-	out, err := json.Marshal(envelope{
-		Format:    Format,
-		Key:       KeyFingerprint(&key.PublicKey),
-		Payload:   base64.StdEncoding.EncodeToString(body),
-		Signature: base64.StdEncoding.EncodeToString(sig),
-	})
-	if err != nil {
-		return nil, fmt.Errorf("encode rights file: %w", err)
-	}
-	return append(out, '\n'), nil
+	return spec.Seal(key, "", p, random)
 }
 
 // Verifier checks rights files for one server against the producer keys it
 // trusts. It is safe for concurrent use.
-type Verifier struct {
-	server  string
-	trusted map[string]*ecdsa.PublicKey
-}
+type Verifier struct{ trust envelope.Trust }
 
 // NewVerifier returns a verifier for the server with the given certificate
 // fingerprint that trusts the given producer keys. Nil keys are skipped; a
 // verifier that trusts no key refuses every file with ErrUntrustedKey.
 func NewVerifier(server string, trusted ...*ecdsa.PublicKey) *Verifier {
-	v := &Verifier{server: server, trusted: make(map[string]*ecdsa.PublicKey, len(trusted))}
-	for _, k := range trusted {
-		if fp := KeyFingerprint(k); fp != "" {
-			v.trusted[fp] = k
-		}
-	}
-	return v
+	return &Verifier{envelope.NewTrust(server, trusted...)}
 }
 
 // Verify checks a rights file and returns the command that loads it. It
@@ -148,44 +107,12 @@ func NewVerifier(server string, trusted ...*ecdsa.PublicKey) *Verifier {
 // when the command is applied. Every error wraps one of ErrMalformed,
 // ErrUntrustedKey, ErrBadSignature or ErrWrongServer.
 func (v *Verifier) Verify(data []byte) (*core.LoadRights, error) {
-	if len(data) > MaxFileBytes {
-		return nil, fmt.Errorf("%w: %d bytes, at most %d", ErrMalformed, len(data), MaxFileBytes)
-	}
-	var probe struct {
-		Format string `json:"format"`
-	}
-	if err := json.Unmarshal(data, &probe); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
-	}
-	if probe.Format != Format {
-		return nil, fmt.Errorf("%w: format %q, want %q", ErrMalformed, probe.Format, Format)
-	}
-	var env envelope
-	if err := strictjson.Unmarshal(data, &env); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
-	}
-	pub := v.trusted[env.Key]
-	if pub == nil {
-		return nil, fmt.Errorf("%w: key %s", ErrUntrustedKey, env.Key)
-	}
-	body, err := base64.StdEncoding.Strict().DecodeString(env.Payload)
-	if err != nil {
-		return nil, fmt.Errorf("%w: payload: %w", ErrMalformed, err)
-	}
-	sig, err := base64.StdEncoding.Strict().DecodeString(env.Signature)
-	if err != nil {
-		return nil, fmt.Errorf("%w: signature: %w", ErrMalformed, err)
-	}
-	digest := sha256.Sum256(body)
-	if !ecdsa.VerifyASN1(pub, digest[:], sig) {
-		return nil, fmt.Errorf("%w with key %s", ErrBadSignature, env.Key)
-	}
 	var p payload
-	if err := strictjson.Unmarshal(body, &p); err != nil {
-		return nil, fmt.Errorf("%w: payload: %w", ErrMalformed, err)
+	if err := v.trust.Open(&spec, data, &p); err != nil {
+		return nil, err
 	}
-	if p.Server != v.server {
-		return nil, fmt.Errorf("%w: issued for %s, this server is %s", ErrWrongServer, p.Server, v.server)
+	if p.Server != v.trust.Server {
+		return nil, fmt.Errorf("%w: issued for %s, this server is %s", ErrWrongServer, p.Server, v.trust.Server)
 	}
 	if err := checkHeader(p.Server, p.Source, p.Sequence); err != nil {
 		return nil, err

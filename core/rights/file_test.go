@@ -5,7 +5,6 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
@@ -18,6 +17,7 @@ import (
 	"time"
 
 	"github.com/tallyhq/tally/core"
+	"github.com/tallyhq/tally/core/internal/envelope/envelopetest"
 	"github.com/tallyhq/tally/core/rights"
 )
 
@@ -113,32 +113,11 @@ func TestIssueRefusesIncompleteRights(t *testing.T) {
 // sign builds a rights file around payload bytes as Issue would, so tests
 // can sign payloads that Issue refuses to make.
 func sign(t *testing.T, key *ecdsa.PrivateKey, body []byte) []byte {
-	t.Helper()
-	digest := sha256.Sum256(body)
-	sig, err := ecdsa.SignASN1(rand.Reader, key, digest[:])
-	if err != nil {
-		t.Fatal(err)
-	}
-	return envelope(rights.KeyFingerprint(&key.PublicKey), body, sig)
+	return envelopetest.Seal(t, key, rights.Format, "", rights.KeyFingerprint(&key.PublicKey), body)
 }
 
 func envelope(keyFP string, body, sig []byte) []byte {
-	out, _ := json.Marshal(map[string]string{
-		"format": rights.Format, "key": keyFP,
-		"payload": base64.StdEncoding.EncodeToString(body), "signature": base64.StdEncoding.EncodeToString(sig),
-	})
-	return out
-}
-
-// fields decodes a rights file's envelope and payload for tampering.
-func fields(t *testing.T, file []byte) (env map[string]string, body, sig []byte) {
-	t.Helper()
-	if err := json.Unmarshal(file, &env); err != nil {
-		t.Fatal(err)
-	}
-	body, _ = base64.StdEncoding.DecodeString(env["payload"])
-	sig, _ = base64.StdEncoding.DecodeString(env["signature"])
-	return env, body, sig
+	return envelopetest.Envelope(rights.Format, keyFP, body, sig)
 }
 
 func TestVerifyRefuses(t *testing.T) {
@@ -148,13 +127,13 @@ func TestVerifyRefuses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	env, body, sig := fields(t, good)
+	env, body, sig := envelopetest.Fields(t, good)
 	keyFP := env["key"]
 	forOther := sampleRights(now)
 	forOther.Server = otherFP
 	otherServer, _ := rights.Issue(key, forOther, nil)
 	byOther, _ := rights.Issue(other, sampleRights(now), nil)
-	_, otherBody, otherSig := fields(t, byOther)
+	_, otherBody, otherSig := envelopetest.Fields(t, byOther)
 
 	tamperedBody := bytes.Replace(body, []byte(`"count":10`), []byte(`"count":99`), 1)
 	if bytes.Equal(tamperedBody, body) {

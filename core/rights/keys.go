@@ -4,12 +4,13 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/sha256"
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/tallyhq/tally/core/internal/envelope"
 )
 
 // Block types of the PEM forms of producer keys.
@@ -102,31 +103,7 @@ func ParsePublicKey(data []byte) (*ecdsa.PublicKey, error) {
 // KeyFingerprint names a producer key: SHA-256 of its DER
 // SubjectPublicKeyInfo as colon-separated upper-case hex pairs. It returns ""
 // for a key that cannot be encoded (nil or on no known curve).
-func KeyFingerprint(pub *ecdsa.PublicKey) string {
-	if pub == nil || pub.Curve == nil {
-		return ""
-	}
-	der, err := x509.MarshalPKIXPublicKey(pub)
-	if err != nil {
-		return ""
-	}
-	return colonHex(sha256.Sum256(der))
-}
-
-// colonHex writes a digest as "AB:CD:…", the form openssl prints.
-func colonHex(sum [sha256.Size]byte) string {
-	const digits = "0123456789ABCDEF"
-	var b strings.Builder
-	b.Grow(len(sum) * 3)
-	for i, c := range sum {
-		if i > 0 {
-			b.WriteByte(':')
-		}
-		b.WriteByte(digits[c>>4])
-		b.WriteByte(digits[c&0x0f])
-	}
-	return b.String()
-}
+func KeyFingerprint(pub *ecdsa.PublicKey) string { return envelope.KeyFingerprint(pub) }
 
 // pemBlock returns the DER bytes of the only PEM block in data, which must
 // be of the given type.
@@ -147,8 +124,8 @@ func pemBlock(data []byte, blockType string) ([]byte, error) {
 // checkCurve refuses keys on curves other than P-256: the file format names
 // one algorithm, so a verifier never has to guess.
 func checkCurve(pub ecdsa.PublicKey) error {
-	if pub.Curve != elliptic.P256() {
-		return fmt.Errorf("%w: key is not on curve P-256", ErrInvalidKey)
+	if err := envelope.CheckP256(&pub); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidKey, err)
 	}
 	return nil
 }
