@@ -4,7 +4,7 @@ GO       ?= go
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -s -w -X main.buildVersion=$(VERSION)
 BUILD    := CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)'
-CMDS     := tallyd tallyctl tally-agent
+CMDS     := tallyd tallyctl tally-agent tally-backoffice
 TARGETS  := linux/amd64 linux/arm64 linux/arm
 FUZZTIME ?= 30s
 export GOTOOLCHAIN ?= local
