@@ -10,7 +10,9 @@ import (
 	"time"
 
 	"github.com/tallyhq/tally/core"
+	"github.com/tallyhq/tally/core/capability"
 	"github.com/tallyhq/tally/core/licensingid"
+	"github.com/tallyhq/tally/core/rights"
 	"github.com/tallyhq/tally/core/version"
 )
 
@@ -43,6 +45,7 @@ func newAccessWorld(t *testing.T) *accessWorld {
 	// Scans without targets reach a test agent; magic packets a listener.
 	newDiscoveryRig(t, cfg.Identity, &cfg)
 	cfg.Cluster = newFakeCluster()
+	cfg.Capability = capability.NewVerifier(cfg.Identity.Fingerprint(), &rights.DemoProducerKey().PublicKey)
 	srv, err := NewServer(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -168,6 +171,9 @@ func accessCases(t *testing.T) map[string]accessCase {
 		"GET /api/v1/discovery/devices":         {role: anyRole, wantStatus: 200},
 		"POST /api/v1/discovery/ping":           {role: core.RoleAdmin, wantStatus: 200},
 		"POST /api/v1/discovery/wake":           {role: core.RoleAdmin, contentType: json, body: `{"device":{"type":"ETHERNET","value":"00:11:22:33:44:55"}}`, wantStatus: 202},
+		"GET /api/v1/offline/request":           {role: core.RoleOffline, action: "beginSync", wantStatus: 200},
+		"POST /api/v1/offline/activation":       {role: core.RoleOffline, contentType: json, body: `{"activationId":"ACT-1","count":2}`, action: "beginSync", wantStatus: 200},
+		"POST /api/v1/offline/response":         {role: core.RoleOffline, contentType: "application/octet-stream", body: "not a response", wantStatus: 400},
 		"GET /api/v1/cluster":                   {role: anyRole, wantStatus: 200},
 		"DELETE /api/v1/cluster/members/{id}":   {role: core.RoleAdmin, path: "/api/v1/cluster/members/node-c", wantStatus: 204},
 		"GET /api/v1/cluster/tokens":            {role: core.RoleAdmin, wantStatus: 200},

@@ -177,6 +177,14 @@ func errorFor(err error) *apiError {
 		status, code = http.StatusServiceUnavailable, "not_available"
 	case errors.Is(err, errSendFailed):
 		status, code = http.StatusServiceUnavailable, "send_failed"
+	case errors.Is(err, core.ErrSyncOutOfOrder):
+		status, code = http.StatusConflict, "out_of_order"
+	case errors.Is(err, core.ErrSyncReplay):
+		status, code = http.StatusConflict, "replayed"
+	case errors.Is(err, core.ErrInvalidActivation):
+		status, code = http.StatusBadRequest, "invalid_activation"
+	case errors.Is(err, core.ErrInvalidUsage):
+		status, code = http.StatusBadRequest, "invalid_usage"
 	case errors.Is(err, core.ErrUnknownJoinToken):
 		status, code = http.StatusNotFound, "unknown_join_token"
 	case errors.Is(err, core.ErrJoinTokenUsed):
@@ -202,6 +210,8 @@ func errorFor(err error) *apiError {
 	case errors.Is(err, errNotWakeable), errors.Is(err, discovery.ErrBadMAC):
 		status, code = http.StatusBadRequest, "not_wakeable"
 
+	case errors.As(err, new(*responseRefused)):
+		status, code = http.StatusBadRequest, "bad_response"
 	case errors.As(err, new(*rightsRefused)):
 		status, code = http.StatusBadRequest, "bad_rights"
 	case errors.Is(err, hostid.ErrUnknownType), errors.Is(err, hostid.ErrInvalidValue):

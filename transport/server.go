@@ -41,6 +41,9 @@ type Config struct {
 	Store core.Store
 	// Rights verifies uploaded rights files.
 	Rights RightsVerifier
+	// Capability verifies capability responses (the offline exchange);
+	// nil: uploading one answers 503 not_available.
+	Capability CapabilityVerifier
 	// Identity is the main licensing ID, shown and exported by the
 	// licensing-id routes; its fingerprint is shown by the health route.
 	Identity *licensingid.ID
@@ -250,6 +253,9 @@ func (s *Server) routeTable() []route {
 		{method: "GET", path: "/api/v1/properties/{name}", role: anyRole, handler: s.getProperty},
 		{method: "PUT", path: "/api/v1/properties/{name}", role: admin, handler: s.putProperty},
 		{method: "POST", path: "/api/v1/rights", role: offline, handler: s.uploadRights},
+		{method: "GET", path: "/api/v1/offline/request", role: offline, handler: s.downloadCapabilityRequest},
+		{method: "POST", path: "/api/v1/offline/activation", role: offline, handler: s.requestActivation},
+		{method: "POST", path: "/api/v1/offline/response", role: offline, handler: s.uploadCapabilityResponse},
 
 		{method: "GET", path: "/api/v1/users", role: admin, handler: s.listUsers},
 		{method: "POST", path: "/api/v1/users", role: admin, handler: s.createUser},

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/tallyhq/tally/core"
+	"github.com/tallyhq/tally/core/capability"
 	"github.com/tallyhq/tally/core/licensingid"
 	"github.com/tallyhq/tally/core/password"
 	"github.com/tallyhq/tally/core/rights"
@@ -181,19 +182,22 @@ func start(ctx context.Context, cfg config, log *slog.Logger, logs *logSwitch, g
 		return fail(err)
 	}
 	apiCfg := transport.Config{
-		Store:    node,
-		Rights:   verifier,
-		Identity: main,
-		Hostname: hostname(cfg.NodeID),
-		Logger:   log.With("part", "api"),
-		Now:      time.Now,
-		Random:   rand.Reader,
-		Version:  buildVersion,
-		NodeID:   cfg.NodeID,
-		Leader:   func() bool { return node.Status().State == "Leader" },
-		Devices:  d.devices,
-		Online:   d.devices.Connected,
-		Metrics:  []func(io.Writer){node.WriteMetrics, d.devices.WriteMetrics, func(w io.Writer) { d.presence.responder.WriteMetrics(w) }},
+		Store:  node,
+		Rights: verifier,
+		// Offline capability responses are trusted from the same producer
+		// keys as rights files.
+		Capability: capability.NewVerifier(main.Fingerprint(), trusted...),
+		Identity:   main,
+		Hostname:   hostname(cfg.NodeID),
+		Logger:     log.With("part", "api"),
+		Now:        time.Now,
+		Random:     rand.Reader,
+		Version:    buildVersion,
+		NodeID:     cfg.NodeID,
+		Leader:     func() bool { return node.Status().State == "Leader" },
+		Devices:    d.devices,
+		Online:     d.devices.Connected,
+		Metrics:    []func(io.Writer){node.WriteMetrics, d.devices.WriteMetrics, func(w io.Writer) { d.presence.responder.WriteMetrics(w) }},
 		// Scans, online checks and wakes go out from this node.
 		Discovery:     d.presence.responder,
 		DiscoveryPort: uint16(cfg.DiscoveryPort),
