@@ -109,6 +109,11 @@ Server commands:
   ping                                    check which discovered devices are online (ADMIN)
   wake MAC | wake TYPE VALUE              send a Wake-on-LAN magic packet to UDP port 9
                                           on the broadcast addresses; ETHERNET only (ADMIN)
+  offline request --out FILE              the capability request to carry to the back office (OFFLINE)
+  offline activate --id ACT --count N --out FILE
+                                          a capability request asking for an activation
+                                          (count 0 gives it back) (OFFLINE)
+  offline upload FILE                     install the back office's response (OFFLINE)
   cluster status                          members, roles, leader, applied index, health
   cluster token [--description D] [--ttl 1h]
                                           make a join token for one new node (ADMIN)
@@ -260,6 +265,8 @@ func (c *cli) run(args []string) error {
 		return c.onboard(rest)
 	case "cluster":
 		return c.cluster(rest)
+	case "offline":
+		return c.offline(rest)
 	case "producer":
 		return c.producer(rest)
 	}

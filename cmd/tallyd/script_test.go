@@ -41,7 +41,7 @@ func buildBinaries(t *testing.T) string {
 			return
 		}
 		cmd := exec.Command("go", "build", "-o", binDir, "github.com/tallyhq/tally/cmd/tallyd",
-			"github.com/tallyhq/tally/cmd/tallyctl", "github.com/tallyhq/tally/cmd/tally-agent")
+			"github.com/tallyhq/tally/cmd/tallyctl", "github.com/tallyhq/tally/cmd/tally-agent", "github.com/tallyhq/tally/cmd/tally-backoffice")
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
