@@ -34,6 +34,10 @@ type config struct {
 	ProducerKeys      []string `json:"producerKeys"`
 	LogFormat         string   `json:"logFormat"`
 
+	// Connectors are the back-office connectors backoffice.connector may
+	// name (config file only).
+	Connectors map[string]connectorConfig `json:"connectors"`
+
 	// raftPortGiven says --raft-port was given: a --dev node then runs as
 	// a cluster member too.
 	raftPortGiven bool
@@ -176,6 +180,11 @@ func (c *config) validate() error {
 	}
 	if (c.Join == "") != (c.JoinToken == "") {
 		errs = append(errs, errors.New("--join and --join-token go together"))
+	}
+	for name, cc := range c.Connectors {
+		if _, err := cc.spec(name); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if _, err := c.deadServerTimeout(); err != nil {
 		errs = append(errs, err)

@@ -36,6 +36,8 @@ type daemon struct {
 	id           *licensingid.ID
 	node         *raft.Node
 	cluster      *clusterSetup
+	stopSync     context.CancelFunc
+	syncDone     chan struct{}
 	devices      *device.Handler
 	presence     *presence
 	http         *http.Server
@@ -87,6 +89,7 @@ func start(ctx context.Context, cfg config, log *slog.Logger, logs *logSwitch, g
 	// The device handler needs the store and the store tells the handler
 	// what it applied, so the observer is wired once both exist.
 	var notify atomic.Pointer[device.Handler]
+	var syncKick atomic.Pointer[syncer]
 	// What the node says of itself in the cluster and licensing ID views:
 	// its local licensing ID and, once known, the one it signs with.
 	var signing atomic.Pointer[licensingid.ID]
@@ -111,6 +114,11 @@ func start(ctx context.Context, cfg config, log *slog.Logger, logs *logSwitch, g
 			}
 			if p, ok := req.Command.(*core.SetProperty); ok {
 				logs.set(p.Name, p.Value)
+			}
+			if _, ok := req.Command.(*core.BeginSync); ok {
+				if s := syncKick.Load(); s != nil {
+					s.begun()
+				}
 			}
 			if h := notify.Load(); h != nil {
 				h.Notify(req, res)
@@ -148,6 +156,15 @@ func start(ctx context.Context, cfg config, log *slog.Logger, logs *logSwitch, g
 	d.id = main
 	signing.Store(main)
 	verifier := rights.NewVerifier(main.Fingerprint(), trusted...)
+	sy := newSyncer(node, func() bool { return node.Status().State == "Leader" }, main,
+		capability.NewVerifier(main.Fingerprint(), trusted...), cfg.Connectors, log.With("part", "backoffice"))
+	syncKick.Store(sy)
+	syncCtx, stopSync := context.WithCancel(context.Background())
+	d.stopSync, d.syncDone = stopSync, make(chan struct{})
+	go func() {
+		defer close(d.syncDone)
+		sy.run(syncCtx)
+	}()
 	if cfg.Dev && cfg.Join == "" {
 		if err := installDemoRights(ctx, node, verifier, main.Fingerprint(), now); err != nil {
 			return fail(err)
@@ -383,6 +400,10 @@ func (d *daemon) shutdown(grace time.Duration) error {
 // close releases everything start acquired; it is safe to call twice.
 func (d *daemon) close() {
 	d.closeOnce.Do(func() {
+		if d.stopSync != nil {
+			d.stopSync()
+			<-d.syncDone
+		}
 		if d.presence != nil {
 			d.presence.close()
 		}
