@@ -60,6 +60,7 @@ var forwardedErrors = []error{
 	core.ErrAlreadyOnboarded, core.ErrInvalidLicensingID, core.ErrKeyUsed, core.ErrKeyNotForDevice,
 	core.ErrInvalidClientKey, core.ErrInvalidClusterCA, core.ErrClusterCAExists, core.ErrInvalidJoinToken,
 	core.ErrUnknownJoinToken, core.ErrJoinTokenExists, core.ErrJoinTokenExpired, core.ErrJoinTokenUsed,
+	core.ErrSyncOutOfOrder, core.ErrSyncReplay, core.ErrInvalidActivation, core.ErrInvalidUsage,
 	hostid.ErrUnknownType, hostid.ErrInvalidValue, version.ErrInvalid,
 	ErrInvalidMember, ErrJoin,
 }
