@@ -244,3 +244,47 @@ func TestOnlineExchangeAcrossLeaderChange(t *testing.T) {
 		t.Fatalf("the back office recorded %d checkouts, %d were served", got, checkouts)
 	}
 }
+
+// TestDirConnectorExchange: through the built-in dir connector the
+// leader writes its request into a directory, the producer answers it with
+// tally-backoffice from the files, and the leader picks the response up on
+// its next try.
+func TestDirConnectorExchange(t *testing.T) {
+	r := newClusterRig(t)
+	bo := startBackoffice(t, r, 5)
+	bo.stop() // answered from files here
+	stick := filepath.Join(r.work, "stick") // a mounted USB stick
+	if err := os.Mkdir(stick, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	cfg, _ := json.Marshal(map[string]any{"connectors": map[string]any{"stick": map[string]any{"builtin": "dir", "args": []string{"--dir", stick}}}})
+	cfgFile := filepath.Join(r.work, "dir.json")
+	os.WriteFile(cfgFile, cfg, 0o600)
+	if err := r.start("d1", "--dev", "--config", cfgFile, "--producer-key", bo.producerPub); err != nil {
+		t.Fatal(err)
+	}
+	r.mustCtl("d1", "properties", "set", "backoffice.retryInterval", "5s")
+	r.mustCtl("d1", "properties", "set", "backoffice.connector", "stick")
+	r.mustCtl("d1", "offline", "activate", "--id", "ACT-1", "--count", "2", "--out", filepath.Join(r.work, "unused.bin"))
+	var request string
+	r.waitFor("a request on the stick", func() (bool, string) {
+		files, _ := filepath.Glob(filepath.Join(stick, "out", "request-*.bin"))
+		if len(files) == 0 {
+			return false, "none"
+		}
+		request = files[len(files)-1]
+		return true, request
+	})
+	cert, _ := filepath.Glob(filepath.Join(stick, "out", "licensing-id.cert"))
+	if len(cert) != 1 {
+		t.Fatal("the licensing ID was not written to the stick")
+	}
+	bo.run("tally-backoffice", "--data", bo.books, "register", cert[0])
+	seq := strings.TrimSuffix(strings.TrimPrefix(filepath.Base(request), "request-"), ".bin")
+	bo.run("tally-backoffice", "--data", bo.books, "answer", "--key", filepath.Join(r.work, "producer.key"),
+		"--in", request, "--out", filepath.Join(stick, "in", "response-"+seq+".bin"))
+	r.waitFor("the lines from the stick", func() (bool, string) {
+		n, out := r.pressTotal("d1")
+		return n == 2, out
+	})
+}

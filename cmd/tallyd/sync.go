@@ -65,6 +65,12 @@ type syncer struct {
 	host       *plugins.Host
 	hostName   string
 	registered bool
+
+	// signed is the last request signed and signedSeq its sequence: a
+	// request sent again is the same bytes, which the dir connector
+	// recognises (a new signature would make it a new request file).
+	signed    []byte
+	signedSeq uint64
 }
 
 func newSyncer(store core.Store, leader func() bool, id *licensingid.ID, verifier *capability.Verifier,
@@ -158,9 +164,12 @@ func (s *syncer) exchange(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	req, err := capability.SignRequest(s.id.Key, s.id.Certificate, capability.NewRequest(s.id.Certificate, pending), nil)
-	if err != nil {
-		return err
+	req := s.signed
+	if req == nil || s.signedSeq != pending.Sequence {
+		if req, err = capability.SignRequest(s.id.Key, s.id.Certificate, capability.NewRequest(s.id.Certificate, pending), nil); err != nil {
+			return err
+		}
+		s.signed, s.signedSeq = req, pending.Sequence
 	}
 	data, err := host.Exchange(ctx, req)
 	if err != nil {
