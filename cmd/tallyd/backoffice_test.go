@@ -252,7 +252,7 @@ func TestOnlineExchangeAcrossLeaderChange(t *testing.T) {
 func TestDirConnectorExchange(t *testing.T) {
 	r := newClusterRig(t)
 	bo := startBackoffice(t, r, 5)
-	bo.stop() // answered from files here
+	bo.stop()                               // answered from files here
 	stick := filepath.Join(r.work, "stick") // a mounted USB stick
 	if err := os.Mkdir(stick, 0o700); err != nil {
 		t.Fatal(err)
