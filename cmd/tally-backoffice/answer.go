@@ -70,30 +70,43 @@ func (a *answerer) answer(data []byte) ([]byte, error) {
 		resp.Activations = append(resp.Activations, core.ActivationResult{ActivationID: r.ActivationID, Count: r.Count, Result: core.ActivationOutcome(r.Result)})
 	}
 	for _, e := range res.Held {
-		line, err := lineOf(e, e.Allocated[req.Server])
+		lines, err := linesOf(e, res.Products[e.Product], e.Allocated[req.Server])
 		if err != nil {
 			return nil, err
 		}
-		resp.Lines = append(resp.Lines, line)
+		resp.Lines = append(resp.Lines, lines...)
 	}
 	return capability.IssueResponse(a.key, resp, rand.Reader)
 }
 
-// lineOf is the feature line of count licenses of an entitlement.
-func lineOf(e entitlement, count int64) (core.FeatureLine, error) {
-	v, err := version.Parse(e.Version)
-	if err != nil {
-		return core.FeatureLine{}, fmt.Errorf("entitlement %s: %w", e.ActivationID, err)
+// linesOf are the feature lines of units of an entitlement: its feature
+// version, or each line of its product times the units.
+func linesOf(e entitlement, p product, units int64) ([]core.FeatureLine, error) {
+	rows := []productLine{{Feature: e.Feature, Version: e.Version, Count: 1}}
+	if e.Product != "" {
+		rows = p.Lines
 	}
-	line := core.FeatureLine{ID: e.ActivationID, Name: e.Feature, Version: v, Count: count}
+	var expiry time.Time
 	if e.Expiry != "" {
 		day, err := time.Parse("2006-01-02", e.Expiry)
 		if err != nil {
-			return core.FeatureLine{}, fmt.Errorf("entitlement %s: expiry %q", e.ActivationID, e.Expiry)
+			return nil, fmt.Errorf("entitlement %s: expiry %q", e.ActivationID, e.Expiry)
 		}
-		line.Expiry = day.AddDate(0, 0, 1)
+		expiry = day.AddDate(0, 0, 1)
 	}
-	return line, nil
+	lines := make([]core.FeatureLine, 0, len(rows))
+	for _, r := range rows {
+		v, err := version.Parse(r.Version)
+		if err != nil {
+			return nil, fmt.Errorf("entitlement %s: %w", e.ActivationID, err)
+		}
+		id := e.ActivationID
+		if e.Product != "" {
+			id += "/" + r.Feature + "/" + r.Version
+		}
+		lines = append(lines, core.FeatureLine{ID: id, Name: r.Feature, Version: v, Count: units * r.Count, Expiry: expiry})
+	}
+	return lines, nil
 }
 
 // registerFile registers the licensing-ID certificate in path (PEM or DER).

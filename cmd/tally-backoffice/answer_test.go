@@ -186,6 +186,26 @@ func TestOfflineCommands(t *testing.T) {
 		!strings.Contains(stderr.String(), "already exists") {
 		t.Fatalf("duplicate activation ID: exit %d, %s", code, stderr.String())
 	}
+	// A product: each unit brings two press and one viewer.
+	runOK("product", "add", "--name", "studio", "--line", "press:2.0:2", "--line", "viewer:1.0")
+	runOK("entitlement", "add", "--id", "ACT-3", "--product", "studio", "--count", "4")
+	os.WriteFile(in, o.request(t, 2, nil, core.Activation{ActivationID: "ACT-3", Count: 3}), 0o644)
+	runOK("answer", "--key", keyFile, "--in", in, "--out", out)
+	r = o.verify(t, must(os.ReadFile(out)))
+	counts := map[string]int64{}
+	for _, l := range r.Lines {
+		counts[l.Name] += l.Count
+	}
+	// The server also holds the 5 viewer of ACT-2.
+	if counts["press"] != 6 || counts["viewer"] != 3+5 {
+		t.Fatalf("product lines %+v", r.Lines)
+	}
+	if got := runOK("products"); !strings.Contains(got, "studio: press 2.0 x2, viewer 1.0 x1") {
+		t.Fatalf("products:\n%s", got)
+	}
+	if code := run([]string{"--data", data, "entitlement", "add", "--id", "ACT-4", "--product", "none", "--count", "1"}, io.Discard, io.Discard); code != 1 {
+		t.Fatalf("an entitlement of a missing product: exit %d", code)
+	}
 	if code := run([]string{"--data", data, "frobnicate"}, io.Discard, io.Discard); code != 2 {
 		t.Fatalf("unknown command: exit %d", code)
 	}

@@ -8,8 +8,9 @@
 //
 //	tally-backoffice [--data DIR] COMMAND
 //	  serve --key PRODUCER.key [--addr :9443] [--tls-cert F --tls-key F]
-//	  entitlement add --id ACT --feature NAME --version V --count N [--expiry YYYY-MM-DD]
-//	  entitlements | servers | usage
+//	  product add --name P --line FEATURE:VERSION[:COUNT]...
+//	  entitlement add --id ACT (--product P | --feature NAME --version V) --count N [--expiry YYYY-MM-DD]
+//	  products | entitlements | servers | usage
 //	  register CERT-FILE
 //	  answer --key PRODUCER.key --in REQUEST.bin --out RESPONSE.bin
 package main
@@ -20,6 +21,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -27,8 +29,9 @@ import (
 
 const usage = `usage: tally-backoffice [--data DIR] COMMAND
   serve --key PRODUCER.key [--addr :9443] [--tls-cert F --tls-key F]
-  entitlement add --id ACT --feature NAME --version V --count N [--expiry YYYY-MM-DD]
-  entitlements | servers | usage
+  product add --name P --line FEATURE:VERSION[:COUNT]...
+  entitlement add --id ACT (--product P | --feature NAME --version V) --count N [--expiry YYYY-MM-DD]
+  products | entitlements | servers | usage
   register CERT-FILE
   answer --key PRODUCER.key --in REQUEST.bin --out RESPONSE.bin`
 
@@ -80,6 +83,21 @@ func dispatch(args []string, stdout, stderr io.Writer) error {
 		return cmdServe(s, rest, stdout, stderr)
 	case "entitlement":
 		return cmdEntitlement(s, rest, stdout)
+	case "product":
+		return cmdProduct(s, rest, stdout)
+	case "products":
+		ps, err := s.products()
+		if err != nil {
+			return err
+		}
+		for _, p := range ps {
+			var lines []string
+			for _, l := range p.Lines {
+				lines = append(lines, fmt.Sprintf("%s %s x%d", l.Feature, l.Version, l.Count))
+			}
+			fmt.Fprintf(stdout, "%s: %s\n", p.Name, strings.Join(lines, ", "))
+		}
+		return nil
 	case "entitlements":
 		ents, err := s.entitlements()
 		if err != nil {
@@ -92,7 +110,11 @@ func dispatch(args []string, stdout, stderr io.Writer) error {
 			for fp, n := range e.Allocated {
 				held = append(held, fmt.Sprintf("%s…=%d", fp[:min(len(fp), 11)], n))
 			}
-			fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%d\t%s\t%s\n", e.ActivationID, e.Feature, e.Version, e.Count, e.free(), dash(e.Expiry), dash(strings.Join(held, " ")))
+			feature, version := e.Feature, e.Version
+			if e.Product != "" {
+				feature, version = "product "+e.Product, "-"
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%d\t%s\t%s\n", e.ActivationID, feature, version, e.Count, e.free(), dash(e.Expiry), dash(strings.Join(held, " ")))
 		}
 		return w.Flush()
 	case "servers":
@@ -143,17 +165,58 @@ func cmdEntitlement(s *store, args []string, stdout io.Writer) error {
 	fs.SetOutput(io.Discard)
 	var e entitlement
 	fs.StringVar(&e.ActivationID, "id", "", "")
+	fs.StringVar(&e.Product, "product", "", "")
 	fs.StringVar(&e.Feature, "feature", "", "")
 	fs.StringVar(&e.Version, "version", "", "")
 	fs.Int64Var(&e.Count, "count", 0, "")
 	fs.StringVar(&e.Expiry, "expiry", "", "")
 	if err := fs.Parse(args[1:]); err != nil || fs.NArg() > 0 {
-		return usageErr("entitlement add --id ACT --feature NAME --version V --count N [--expiry YYYY-MM-DD]")
+		return usageErr("entitlement add --id ACT (--product P | --feature NAME --version V) --count N [--expiry YYYY-MM-DD]")
 	}
 	if err := s.addEntitlement(e); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "added %s: %d of %s %s\n", e.ActivationID, e.Count, e.Feature, e.Version)
+	what := e.Feature + " " + e.Version
+	if e.Product != "" {
+		what = "product " + e.Product
+	}
+	fmt.Fprintf(stdout, "added %s: %d of %s\n", e.ActivationID, e.Count, what)
+	return nil
+}
+
+// cmdProduct adds a product: feature lines with the count one unit brings.
+func cmdProduct(s *store, args []string, stdout io.Writer) error {
+	const shape = "product add --name P --line FEATURE:VERSION[:COUNT]..."
+	if len(args) == 0 || args[0] != "add" {
+		return usageErr(shape)
+	}
+	fs := flag.NewFlagSet("product add", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	var p product
+	fs.StringVar(&p.Name, "name", "", "")
+	fs.Func("line", "", func(v string) error {
+		parts := strings.Split(v, ":")
+		if len(parts) < 2 || len(parts) > 3 {
+			return fmt.Errorf("--line %q: want FEATURE:VERSION[:COUNT]", v)
+		}
+		l := productLine{Feature: parts[0], Version: parts[1], Count: 1}
+		if len(parts) == 3 {
+			n, err := strconv.ParseInt(parts[2], 10, 64)
+			if err != nil {
+				return fmt.Errorf("--line %q: count %q", v, parts[2])
+			}
+			l.Count = n
+		}
+		p.Lines = append(p.Lines, l)
+		return nil
+	})
+	if err := fs.Parse(args[1:]); err != nil || fs.NArg() > 0 {
+		return usageErr("%s: %v", shape, err)
+	}
+	if err := s.addProduct(p); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "added product %s with %d lines\n", p.Name, len(p.Lines))
 	return nil
 }
 

@@ -22,6 +22,7 @@ var (
 	bucketEntitlements = []byte("entitlements")
 	bucketServers      = []byte("servers")
 	bucketUsage        = []byte("usage")
+	bucketProducts     = []byte("products")
 )
 
 // Errors of the books.
@@ -31,12 +32,27 @@ var (
 	errInvalidEntitlement = errors.New("invalid entitlement")
 )
 
+// product is what a producer sells: feature lines, each with the count one
+// unit of the product brings.
+type product struct {
+	Name  string        `json:"name"`
+	Lines []productLine `json:"lines"`
+}
+
+type productLine struct {
+	Feature string `json:"feature"`
+	Version string `json:"version"`
+	Count   int64  `json:"count"`
+}
+
 // entitlement is what a producer sold under one activation ID: a count of
-// one feature version, which servers activate parts of.
+// units of a product, or of one feature version, which servers activate
+// parts of.
 type entitlement struct {
 	ActivationID string `json:"activationId"`
-	Feature      string `json:"feature"`
-	Version      string `json:"version"`
+	Product      string `json:"product,omitempty"`
+	Feature      string `json:"feature,omitempty"`
+	Version      string `json:"version,omitempty"`
 	Count        int64  `json:"count"`
 	// Expiry, when set, is the last day the licenses are valid
 	// (YYYY-MM-DD); empty is permanent.
@@ -83,7 +99,7 @@ func openStore(dataDir string) (*store, error) {
 		return nil, fmt.Errorf("open the back office's books: %w", err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketEntitlements, bucketServers, bucketUsage} {
+		for _, b := range [][]byte{bucketEntitlements, bucketServers, bucketUsage, bucketProducts} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -121,8 +137,8 @@ func put(b *bolt.Bucket, key string, v any) error {
 
 // addEntitlement records a new activation ID.
 func (s *store) addEntitlement(e entitlement) error {
-	if e.ActivationID == "" || len(e.ActivationID) > 128 || e.Feature == "" || e.Version == "" || e.Count <= 0 {
-		return fmt.Errorf("%w: an entitlement needs an activation ID (at most 128 characters), a feature, a version and a count above 0", errInvalidEntitlement)
+	if e.ActivationID == "" || len(e.ActivationID) > 128 || (e.Product == "") == (e.Feature == "" || e.Version == "") || e.Count <= 0 {
+		return fmt.Errorf("%w: an entitlement needs an activation ID (at most 128 characters), a product or a feature and version, and a count above 0", errInvalidEntitlement)
 	}
 	if e.Expiry != "" {
 		if _, err := time.Parse("2006-01-02", e.Expiry); err != nil {
@@ -131,12 +147,50 @@ func (s *store) addEntitlement(e entitlement) error {
 	}
 	e.Allocated = nil
 	return s.db.Update(func(tx *bolt.Tx) error {
+		if e.Product != "" && tx.Bucket(bucketProducts).Get([]byte(e.Product)) == nil {
+			return fmt.Errorf("%w: no product %q", errInvalidEntitlement, e.Product)
+		}
 		b := tx.Bucket(bucketEntitlements)
 		if b.Get([]byte(e.ActivationID)) != nil {
 			return fmt.Errorf("%w: %s", errEntitlementExists, e.ActivationID)
 		}
 		return put(b, e.ActivationID, e)
 	})
+}
+
+// addProduct records a product.
+func (s *store) addProduct(p product) error {
+	if p.Name == "" || len(p.Name) > 128 || len(p.Lines) == 0 {
+		return fmt.Errorf("%w: a product needs a name and at least one line", errInvalidEntitlement)
+	}
+	for _, l := range p.Lines {
+		if l.Feature == "" || l.Version == "" || l.Count <= 0 {
+			return fmt.Errorf("%w: product line %+v needs a feature, a version and a count above 0", errInvalidEntitlement, l)
+		}
+	}
+	return s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketProducts)
+		if b.Get([]byte(p.Name)) != nil {
+			return fmt.Errorf("%w: product %s already exists", errEntitlementExists, p.Name)
+		}
+		return put(b, p.Name, p)
+	})
+}
+
+// products lists the products by name.
+func (s *store) products() ([]product, error) {
+	var out []product
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketProducts).ForEach(func(k, v []byte) error {
+			var p product
+			if err := json.Unmarshal(v, &p); err != nil {
+				return fmt.Errorf("damaged product %q: %w", k, err)
+			}
+			out = append(out, p)
+			return nil
+		})
+	})
+	return out, err
 }
 
 // entitlements lists every entitlement by activation ID.
@@ -238,6 +292,8 @@ type exchangeResult struct {
 	UsageAck    uint64
 	Activations []activationResult
 	Held        []entitlement // with Allocated[server] > 0
+	// Products are the products of the entitlements held, by name.
+	Products map[string]product
 }
 
 func (s *store) exchange(x exchange) (exchangeResult, error) {
@@ -305,6 +361,16 @@ func (s *store) exchange(x exchange) (exchangeResult, error) {
 			}
 			if e.Allocated[x.Server] > 0 {
 				res.Held = append(res.Held, e)
+				if e.Product != "" {
+					p, err := get[product](tx.Bucket(bucketProducts), e.Product)
+					if err != nil || p == nil {
+						return fmt.Errorf("entitlement %s names a missing product %q: %v", e.ActivationID, e.Product, err)
+					}
+					if res.Products == nil {
+						res.Products = map[string]product{}
+					}
+					res.Products[p.Name] = *p
+				}
 			}
 			return nil
 		})
