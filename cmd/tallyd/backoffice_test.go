@@ -139,7 +139,21 @@ func TestOnlineExchange(t *testing.T) {
 		n, out := r.pressTotal("b1")
 		return n == 4, out
 	})
+	// The connector is a child process of tallyd; killing tallyd with
+	// SIGKILL leaves no connector behind.
+	children := childrenOf(r.procs["b1"].Process.Pid)
+	if len(children) == 0 {
+		t.Fatal("no connector process runs under tallyd")
+	}
 	r.kill("b1")
+	r.waitFor("the connector to end with tallyd", func() (bool, string) {
+		for _, pid := range children {
+			if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err == nil {
+				return false, fmt.Sprintf("pid %d still runs", pid)
+			}
+		}
+		return true, ""
+	})
 	bo.stop()
 	if checkouts, windows := bo.checkoutsRecorded(t); checkouts != 1 || windows != 1 {
 		t.Fatalf("the back office recorded %d checkouts in %d windows, want 1 in 1", checkouts, windows)
@@ -148,6 +162,25 @@ func TestOnlineExchange(t *testing.T) {
 	if servers := bo.run("tally-backoffice", "--data", bo.books, "servers"); strings.Count(servers, "\n") != 2 {
 		t.Fatalf("servers:\n%s", servers)
 	}
+}
+
+// childrenOf lists the processes whose parent is pid, from /proc.
+func childrenOf(pid int) []int {
+	var out []int
+	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+	for _, st := range stats {
+		b, err := os.ReadFile(st)
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...: comm may hold spaces, so read after ')'.
+		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+		if len(f) > 1 && f[1] == strconv.Itoa(pid) {
+			child, _ := strconv.Atoi(strings.Fields(string(b))[0])
+			out = append(out, child)
+		}
+	}
+	return out
 }
 
 // pressTotal reads the press total node shows.
