@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-plugin"
@@ -130,6 +131,8 @@ type instance struct {
 	conn    *grpcClient
 	pid     int
 	started time.Time
+	// killed tells the log adapter that the host ends the process.
+	killed *atomic.Bool
 
 	failOnce sync.Once
 	failed   chan struct{} // closed when a call found the process broken
@@ -265,6 +268,7 @@ func (h *Host) start() (*instance, error) {
 				conn:    raw.(*grpcClient),
 				pid:     cmd.Process.Pid,
 				started: time.Now(),
+				killed:  hclogger.killed,
 				failed:  make(chan struct{}),
 			}
 			h.log.Info("connector started", "pid", inst.pid, "protocol", client.NegotiatedVersion())
@@ -300,6 +304,7 @@ func (h *Host) startError(cmd *exec.Cmd, err error) error {
 
 // kill ends an instance's process and go-plugin's hold on it.
 func (h *Host) kill(inst *instance) {
+	inst.killed.Store(true)
 	if err := inst.cmd.Process.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
 		h.log.Warn("killing connector", "pid", inst.pid, "error", err)
 	}

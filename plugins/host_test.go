@@ -349,3 +349,28 @@ func TestBuiltinRunByHand(t *testing.T) {
 		t.Fatalf("run by hand says %q", out)
 	}
 }
+
+// TestCloseIsNoError: the exit of a connector the host killed on purpose is
+// logged, but not as an error.
+func TestCloseIsNoError(t *testing.T) {
+	h, logs := newHost(t, testSpec(t), plugins.Config{})
+	if _, err := h.Describe(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	h.Close()
+	for i := 0; !strings.Contains(logs.String(), "plugin process exited") && i < 10000; i++ {
+		time.Sleep(time.Millisecond)
+	}
+	logged := false
+	for _, line := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(line, "plugin process exited") {
+			logged = true
+			if !strings.Contains(line, "level=INFO") {
+				t.Fatalf("a deliberate kill logged above info: %s", line)
+			}
+		}
+	}
+	if !logged {
+		t.Fatalf("the exit was not logged:\n%s", logs.String())
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/hashicorp/go-hclog"
 )
@@ -21,13 +22,19 @@ type hclogAdapter struct {
 	logger  *slog.Logger
 	name    string
 	implied []any
+	// killed is set when the host kills the process on purpose; go-plugin's
+	// report of that exit is then no error.
+	killed *atomic.Bool
 }
 
 var _ hclog.Logger = (*hclogAdapter)(nil)
 
 func newHCLogAdapter(logger *slog.Logger) *hclogAdapter {
-	return &hclogAdapter{logger: logger}
+	return &hclogAdapter{logger: logger, killed: new(atomic.Bool)}
 }
+
+// exitedMessage is what go-plugin logs when the process ends.
+const exitedMessage = "plugin process exited"
 
 // levelTrace is hclog's Trace in slog's scale, below Debug.
 const levelTrace = slog.LevelDebug - 4
@@ -52,6 +59,9 @@ func (l *hclogAdapter) Log(level hclog.Level, msg string, args ...any) {
 	}
 	ctx := context.Background()
 	sl := toSlogLevel(level)
+	if msg == exitedMessage && l.killed.Load() {
+		sl = slog.LevelInfo
+	}
 	if !l.logger.Enabled(ctx, sl) {
 		return
 	}
