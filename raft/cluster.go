@@ -3,6 +3,7 @@ package raft
 import (
 	"context"
 	"crypto/tls"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -148,8 +149,7 @@ func (n *Node) readFollower(ctx context.Context, fn func(*core.State) error) err
 	if len(out) != 8 {
 		return fmt.Errorf("%w: read index of %d bytes", core.ErrNotApplied, len(out))
 	}
-	index := uint64(out[0])<<56 | uint64(out[1])<<48 | uint64(out[2])<<40 | uint64(out[3])<<32 |
-		uint64(out[4])<<24 | uint64(out[5])<<16 | uint64(out[6])<<8 | uint64(out[7])
+	index := binary.BigEndian.Uint64(out)
 	if err := n.fsm.waitApplied(ctx, index); err != nil {
 		return fmt.Errorf("%w: catching up to index %d: %w", core.ErrNotApplied, index, err)
 	}
@@ -323,5 +323,19 @@ func (n *Node) ClusterStatus(ctx context.Context) ([]MemberStatus, error) {
 		}()
 	}
 	wg.Wait()
+	return out, nil
+}
+
+// ClusterMembers implements core.Cluster.
+func (n *Node) ClusterMembers(ctx context.Context) ([]core.ClusterMember, error) {
+	st, err := n.ClusterStatus(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]core.ClusterMember, len(st))
+	for i, m := range st {
+		out[i] = core.ClusterMember{ID: m.Member.ID, Address: m.Address, Voter: m.Voter, Reachable: m.Reachable, Error: m.Error,
+			State: m.State, Leader: m.Leader, AppliedIndex: m.AppliedIndex, LastIndex: m.LastIndex, LastContact: m.LastContact, Info: m.Info}
+	}
 	return out, nil
 }

@@ -224,8 +224,7 @@ func (f *forwarder) callOnce(ctx context.Context, address string, op byte, paylo
 	if err != nil {
 		return reply{}, err
 	}
-	fc := &fwdConn{address: address, c: c, bw: bufio.NewWriter(c), pending: map[uint64]chan reply{}, dead: make(chan struct{})}
-	go fc.readLoop()
+	fc := newFwdConn(address, c)
 	defer fc.fail(errors.New("done"))
 	return fc.send(ctx, op, payload)
 }
@@ -248,8 +247,7 @@ func (f *forwarder) connect(address string) (*fwdConn, error) {
 	if err != nil {
 		return nil, err
 	}
-	fc := &fwdConn{address: address, c: c, bw: bufio.NewWriter(c), pending: map[uint64]chan reply{}, dead: make(chan struct{})}
-	go fc.readLoop()
+	fc := newFwdConn(address, c)
 	f.conn = fc
 	return fc, nil
 }
@@ -262,6 +260,13 @@ func (f *forwarder) close() {
 		f.conn.fail(ErrClosed)
 		f.conn = nil
 	}
+}
+
+// newFwdConn starts reading replies on c, a connection to address.
+func newFwdConn(address string, c net.Conn) *fwdConn {
+	fc := &fwdConn{address: address, c: c, bw: bufio.NewWriter(c), pending: map[uint64]chan reply{}, dead: make(chan struct{})}
+	go fc.readLoop()
+	return fc
 }
 
 // readLoop hands each reply to its waiter until the connection breaks.

@@ -195,18 +195,4 @@ func (n *Node) NewJoinToken() (token, id string, verifier []byte, err error) {
 	return t.String(), t.ID, t.Verifier(), nil
 }
 
-// ClusterMembers implements core.Cluster.
-func (n *Node) ClusterMembers(ctx context.Context) ([]core.ClusterMember, error) {
-	st, err := n.ClusterStatus(ctx)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]core.ClusterMember, len(st))
-	for i, m := range st {
-		out[i] = core.ClusterMember{ID: m.Member.ID, Address: m.Address, Voter: m.Voter, Reachable: m.Reachable, Error: m.Error,
-			State: m.State, Leader: m.Leader, AppliedIndex: m.AppliedIndex, LastIndex: m.LastIndex, LastContact: m.LastContact, Info: m.Info}
-	}
-	return out, nil
-}
-
 var _ core.Cluster = (*Node)(nil)
