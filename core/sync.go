@@ -2,6 +2,7 @@ package core
 
 import (
 	"cmp"
+	"context"
 	"fmt"
 	"slices"
 	"strings"
@@ -627,4 +628,32 @@ func keepSyncAcross(running, backup syncState, backupNow time.Time) (syncState, 
 	out.windowSeq = max(running.windowSeq, backup.windowSeq, backup.usageAck)
 	out.epoch = running.epoch + 1
 	return out, nil
+}
+
+// PendingSyncOf returns the pending capability request of the state behind
+// store. When none is pending, or always when renew is set (a request that
+// asks for activations), it first calls begin, which applies a BeginSync
+// the way its caller applies changes (audited, logged).
+func PendingSyncOf(ctx context.Context, store Store, begin func() error, renew bool) (SyncRequest, error) {
+	var p SyncRequest
+	var ok bool
+	read := func() error {
+		return store.Read(ctx, func(st *State) error { p, ok = st.PendingSync(); return nil })
+	}
+	if err := read(); err != nil {
+		return p, err
+	}
+	if ok && !renew {
+		return p, nil
+	}
+	if err := begin(); err != nil {
+		return p, err
+	}
+	if err := read(); err != nil {
+		return p, err
+	}
+	if !ok {
+		return p, fmt.Errorf("%w: no pending capability request after beginning one", ErrNotApplied)
+	}
+	return p, nil
 }

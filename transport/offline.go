@@ -48,27 +48,9 @@ func (s *Server) requireCapability() error {
 // main licensing ID, beginning one with begin when none is pending or
 // begin asks for activations.
 func (s *Server) signedPending(r *http.Request, begin *core.BeginSync) ([]byte, uint64, error) {
-	var pending core.SyncRequest
-	var ok bool
-	read := func() error {
-		return s.cfg.Store.Read(r.Context(), func(st *core.State) error {
-			pending, ok = st.PendingSync()
-			return nil
-		})
-	}
-	if err := read(); err != nil {
+	pending, err := core.PendingSyncOf(r.Context(), s.cfg.Store, func() error { return s.apply(r, begin) }, len(begin.Activations) > 0)
+	if err != nil {
 		return nil, 0, err
-	}
-	if !ok || len(begin.Activations) > 0 {
-		if err := s.apply(r, begin); err != nil {
-			return nil, 0, err
-		}
-		if err := read(); err != nil {
-			return nil, 0, err
-		}
-		if !ok {
-			return nil, 0, fmt.Errorf("%w: no pending capability request after beginning one", core.ErrNotApplied)
-		}
 	}
 	id := s.cfg.Identity
 	b, err := capability.SignRequest(id.Key, id.Certificate, capability.NewRequest(id.Certificate, pending), s.cfg.Random)

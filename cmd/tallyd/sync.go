@@ -189,24 +189,10 @@ func (s *syncer) exchange(ctx context.Context, name string) error {
 
 // pending returns the pending request, beginning one when none is.
 func (s *syncer) pending(ctx context.Context) (core.SyncRequest, error) {
-	var p core.SyncRequest
-	var ok bool
-	read := func() error {
-		return s.store.Read(ctx, func(st *core.State) error { p, ok = st.PendingSync(); return nil })
-	}
-	if err := read(); err != nil || ok {
-		return p, err
-	}
-	if _, err := s.store.Apply(ctx, &core.Audited{Actor: syncActor, Command: &core.BeginSync{}}); err != nil {
-		return p, err
-	}
-	if err := read(); err != nil {
-		return p, err
-	}
-	if !ok {
-		return p, errors.New("no pending capability request after beginning one")
-	}
-	return p, nil
+	return core.PendingSyncOf(ctx, s.store, func() error {
+		_, err := s.store.Apply(ctx, &core.Audited{Actor: syncActor, Command: &core.BeginSync{}})
+		return err
+	}, false)
 }
 
 // connector returns the running connector called name, starting it (and
