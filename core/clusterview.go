@@ -46,7 +46,8 @@ const (
 type Cluster interface {
 	// ClusterMembers asks every member for its status.
 	ClusterMembers(ctx context.Context) ([]ClusterMember, error)
-	// RemoveServer removes a member; refused when it would leave no voter.
+	// RemoveServer removes a member. Removing a stranger or the last voter
+	// is refused with an error that wraps ErrInvalidCommand.
 	RemoveServer(ctx context.Context, id string) error
 	// Admit answers a join request (its bytes and proof, as the joining
 	// node sent them) with the response bytes and their proof.

@@ -131,6 +131,7 @@ func accessCases(t *testing.T) map[string]accessCase {
 	return map[string]accessCase{
 		"POST /api/v1/auth/logout":              {role: anyRole, action: "logout", anonymousRefused: true, wantStatus: 204},
 		"PUT /api/v1/auth/password":             {role: anyRole, contentType: json, body: `{"current":"` + rolePassword + `","new":"another password 2"}`, action: "setPassword", anonymousRefused: true, wantStatus: 204},
+		"GET /api/v1/server":                    {role: anyRole, wantStatus: 200},
 		"GET /api/v1/features":                  {role: anyRole, wantStatus: 200},
 		"GET /api/v1/features/{name}/{version}": {role: anyRole, path: "/api/v1/features/cad/1.0", wantStatus: 200},
 		"GET /api/v1/devices":                   {role: anyRole, wantStatus: 200},
@@ -154,6 +155,7 @@ func accessCases(t *testing.T) map[string]accessCase {
 		"PUT /api/v1/users/{name}":              {role: core.RoleAdmin, path: "/api/v1/users/victim", contentType: json, body: `{"roles":["READ","OFFLINE"]}`, action: "setUserRoles", wantStatus: 200},
 		"DELETE /api/v1/users/{name}":           {role: core.RoleAdmin, path: "/api/v1/users/victim", action: "deleteUser", wantStatus: 204},
 		"GET /api/v1/audit":                     {role: anyRole, wantStatus: 200},
+		"GET /api/v1/history":                   {role: anyRole, path: "/api/v1/history?feature=cad", wantStatus: 200},
 		"GET /api/v1/licensing-id":              {role: anyRole, wantStatus: 200},
 		"GET /api/v1/licensing-id/cert":         {role: anyRole, wantStatus: 200},
 		"POST /api/v1/licensing-id/backup":      {role: core.RoleAdmin, contentType: json, body: `{"password":"backup password"}`, wantStatus: 200},
@@ -171,6 +173,7 @@ func accessCases(t *testing.T) map[string]accessCase {
 		"GET /api/v1/discovery/devices":         {role: anyRole, wantStatus: 200},
 		"POST /api/v1/discovery/ping":           {role: core.RoleAdmin, wantStatus: 200},
 		"POST /api/v1/discovery/wake":           {role: core.RoleAdmin, contentType: json, body: `{"device":{"type":"ETHERNET","value":"00:11:22:33:44:55"}}`, wantStatus: 202},
+		"GET /api/v1/offline/status":            {role: core.RoleOffline, wantStatus: 200},
 		"GET /api/v1/offline/request":           {role: core.RoleOffline, action: "beginSync", wantStatus: 200},
 		"POST /api/v1/offline/activation":       {role: core.RoleOffline, contentType: json, body: `{"activationId":"ACT-1","count":2}`, action: "beginSync", wantStatus: 200},
 		"POST /api/v1/offline/response":         {role: core.RoleOffline, contentType: "application/octet-stream", body: "not a response", wantStatus: 400},

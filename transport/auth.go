@@ -145,7 +145,7 @@ func (s *Server) authorize(rt route) func(http.ResponseWriter, *http.Request) er
 		}
 		if rt.role != anyRole && !user.Has(rt.role) {
 			s.metrics.accessDenied()
-			return &apiError{http.StatusForbidden, "access_denied", "access denied: needs the " + rt.role.String() + " role"}
+			return &apiError{status: http.StatusForbidden, code: "access_denied", msg: "access denied: needs the " + rt.role.String() + " role"}
 		}
 		p := principal{user: user, address: remoteIP(r.RemoteAddr)}
 		return rt.handler(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))
@@ -157,21 +157,32 @@ func (s *Server) authorize(rt route) func(http.ResponseWriter, *http.Request) er
 // loopback address while the property security.enabled is false.
 func (s *Server) authenticate(r *http.Request) (core.User, error) {
 	token, present := bearerToken(r)
+	user, _, err := s.checkToken(r.Context(), token, present, r.RemoteAddr)
+	return user, err
+}
+
+// checkToken is the one check of a presented token, for requests and for
+// the events WebSocket (whose token comes in its first message): the user
+// the token names and when it expires (0 for the anonymous user, who has
+// no token), or a 401 apiError. Without a token (present false), a caller
+// from a loopback address is anonymous while security.enabled is false.
+func (s *Server) checkToken(ctx context.Context, token string, present bool, remoteAddr string) (core.User, int64, error) {
 	if !present {
-		if isLoopback(r.RemoteAddr) {
-			enabled, err := s.securityEnabled(r.Context())
+		if isLoopback(remoteAddr) {
+			enabled, err := s.securityEnabled(ctx)
 			if err != nil {
-				return core.User{}, err
+				return core.User{}, 0, err
 			}
 			if !enabled {
-				return core.User{Name: anonymousName, Roles: []core.Role{core.RoleAdmin}}, nil
+				return core.User{Name: anonymousName, Roles: []core.Role{core.RoleAdmin}}, 0, nil
 			}
 		}
-		return core.User{}, &apiError{http.StatusUnauthorized, "unauthorized", "no bearer token; log in at POST /api/v1/auth/login"}
+		return core.User{}, 0, &apiError{status: http.StatusUnauthorized, code: "unauthorized", msg: "no bearer token; log in at POST /api/v1/auth/login"}
 	}
 	now := s.cfg.Now()
 	var user core.User
-	err := s.cfg.Store.Read(r.Context(), func(st *core.State) error {
+	var expires int64
+	err := s.cfg.Store.Read(ctx, func(st *core.State) error {
 		c, err := openToken(st.TokenKey(), token)
 		if err != nil {
 			return err
@@ -183,13 +194,13 @@ func (s *Server) authenticate(r *http.Request) (core.User, error) {
 		if err != nil || epoch != c.Epoch {
 			return errBadToken
 		}
-		user = core.User{Name: c.User, Roles: roles}
+		user, expires = core.User{Name: c.User, Roles: roles}, c.Expires
 		return nil
 	})
 	if errors.Is(err, errBadToken) {
-		return core.User{}, &apiError{http.StatusUnauthorized, "unauthorized", "the bearer token is invalid or has expired; log in again"}
+		return core.User{}, 0, &apiError{status: http.StatusUnauthorized, code: "unauthorized", msg: "the bearer token is invalid or has expired; log in again"}
 	}
-	return user, err
+	return user, expires, err
 }
 
 func (s *Server) securityEnabled(ctx context.Context) (bool, error) {

@@ -35,11 +35,16 @@ func (f *fakeCluster) ClusterMembers(context.Context) ([]core.ClusterMember, err
 	return append([]core.ClusterMember(nil), f.members...), nil
 }
 
+// RemoveServer refuses a stranger and the last voter as package raft
+// does: with an error that wraps core.ErrInvalidCommand.
 func (f *fakeCluster) RemoveServer(_ context.Context, id string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for i, m := range f.members {
 		if m.ID == id {
+			if len(f.members) == 1 {
+				return fmt.Errorf("invalid membership change: %w: %s is the last voter", core.ErrInvalidCommand, id)
+			}
 			f.members = append(f.members[:i], f.members[i+1:]...)
 			f.removed = append(f.removed, id)
 			return nil
@@ -96,6 +101,25 @@ func TestClusterView(t *testing.T) {
 		t.Fatalf("after removal: %+v", v)
 	}
 	wantError(t, e.do("DELETE", "/api/v1/cluster/members/node-x", "", "", true), http.StatusBadRequest, "invalid_command")
+}
+
+// TestRemoveLastVoter: the one member left cannot be removed; that is the
+// caller's mistake (400 invalid_command), not the server's fault (500).
+func TestRemoveLastVoter(t *testing.T) {
+	e, fc := newClusterEnv(t)
+	for _, id := range []string{"node-c", "node-b"} {
+		if r := e.do("DELETE", "/api/v1/cluster/members/"+id, "", "", true); r.status != http.StatusNoContent {
+			t.Fatalf("remove %s: %d %s", id, r.status, r.body)
+		}
+	}
+	r := e.do("DELETE", "/api/v1/cluster/members/node-a", "", "", true)
+	wantError(t, r, http.StatusBadRequest, "invalid_command")
+	if !bytes.Contains(r.body, []byte("last voter")) {
+		t.Errorf("the refusal does not say why: %s", r.body)
+	}
+	if members, _ := fc.ClusterMembers(t.Context()); len(members) != 1 {
+		t.Fatalf("members after the refusal: %+v", members)
+	}
 }
 
 func TestJoinTokens(t *testing.T) {

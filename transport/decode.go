@@ -44,17 +44,17 @@ func checkContentType(r *http.Request, allowed ...string) error {
 	want := strings.Join(allowed, " or ")
 	ct := r.Header.Get("Content-Type")
 	if ct == "" {
-		return &apiError{http.StatusUnsupportedMediaType, "unsupported_media_type", "Content-Type is missing; want " + want}
+		return &apiError{status: http.StatusUnsupportedMediaType, code: "unsupported_media_type", msg: "Content-Type is missing; want " + want}
 	}
 	mt, params, err := mime.ParseMediaType(ct)
 	if err != nil {
-		return &apiError{http.StatusUnsupportedMediaType, "unsupported_media_type", fmt.Sprintf("Content-Type %q is malformed; want %s", ct, want)}
+		return &apiError{status: http.StatusUnsupportedMediaType, code: "unsupported_media_type", msg: fmt.Sprintf("Content-Type %q is malformed; want %s", ct, want)}
 	}
 	if !slices.Contains(allowed, mt) {
-		return &apiError{http.StatusUnsupportedMediaType, "unsupported_media_type", fmt.Sprintf("Content-Type %s is not accepted here; want %s", mt, want)}
+		return &apiError{status: http.StatusUnsupportedMediaType, code: "unsupported_media_type", msg: fmt.Sprintf("Content-Type %s is not accepted here; want %s", mt, want)}
 	}
 	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
-		return &apiError{http.StatusUnsupportedMediaType, "unsupported_media_type", fmt.Sprintf("charset %s is not accepted; want utf-8", cs)}
+		return &apiError{status: http.StatusUnsupportedMediaType, code: "unsupported_media_type", msg: fmt.Sprintf("charset %s is not accepted; want utf-8", cs)}
 	}
 	return nil
 }
@@ -68,7 +68,7 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64, allowed ...st
 	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
 		if errors.As(err, new(*http.MaxBytesError)) {
-			return nil, &apiError{http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("request body is larger than %d bytes", limit)}
+			return nil, &apiError{status: http.StatusRequestEntityTooLarge, code: "too_large", msg: fmt.Sprintf("request body is larger than %d bytes", limit)}
 		}
 		return nil, badRequest("bad_body", "reading the request body: "+err.Error())
 	}

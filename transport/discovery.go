@@ -130,6 +130,7 @@ func (s *Server) recordFound(f discovery.Found) {
 	dev.Onboarded, dev.Fingerprint, dev.Here = f.Onboarded, fp, f.Here
 	dev.LastSeen = now.Format(time.RFC3339)
 	dev.Online = true
+	s.hub.raise(topicDiscovery)
 }
 
 // forgetOldest drops the device seen longest ago; d.mu is held.
@@ -315,6 +316,13 @@ func (s *Server) startScan(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	d.job = job
+	// The UI shows the scan's progress: it hears of the start here, of
+	// each device found from recordFound, and of the end.
+	s.hub.raise(topicDiscovery)
+	go func() {
+		<-job.Done()
+		s.hub.raise(topicDiscovery)
+	}()
 	p := principalOf(r)
 	s.log.Info("discovery scan started", "targets", len(targets), "timeout", timeout, "user", p.user.Name, "remote", p.address)
 	writeJSON(w, http.StatusAccepted, scanStatusResponse{Progress: progressOf(job.Progress())})
@@ -405,6 +413,7 @@ func (s *Server) pingDiscovered(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	d.mu.Unlock()
+	s.hub.raise(topicDiscovery)
 	resp := pingResponse{Items: s.disc.snapshot()}
 	resp.Total = len(resp.Items)
 	for _, dev := range resp.Items {

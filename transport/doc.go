@@ -1,7 +1,9 @@
 // Package transport serves Tally's HTTPS REST API on port 8443: the routes
-// under /api/v1, the OpenAPI document that lists them, /metrics, and the
-// mount point of the device WebSocket (/ws/device, whose protocol lives in
-// transport/device). It owns the wire: TLS certificates, authentication,
+// under /api/v1, the OpenAPI document that lists them, /metrics, the events
+// WebSocket of the admin UI (/api/v1/events), and the mount points of the
+// device WebSocket (/ws/device, whose protocol lives in transport/device)
+// and of the UI itself (Config.UI, every GET outside /api/ that no route
+// takes). It owns the wire: TLS certificates, authentication,
 // request decoding, paging, status codes and error bodies. It decides no
 // licensing rule; every change is a core command applied through a
 // core.Store, and every read copies what it needs out of a core.State.
@@ -43,10 +45,11 @@
 // /metrics need no token.
 //
 // Server.routeTable is the one place that says which right each route
-// needs: the views, the audit log, the licensing ID and the caller's own
-// logout and password are open to every user (every role may read);
-// reservations and the license model need RESERVATIONS, rights uploads
-// OFFLINE, dropping a device DROPDEVICE, first-authentication keys KEYS
+// needs: the views, this node's description (GET /api/v1/server), the
+// audit log, the licensing ID and the caller's own logout and password are
+// open to every user (every role may read); reservations and the license
+// model need RESERVATIONS, rights uploads and the offline exchange with the
+// back office (its status included) OFFLINE, dropping a device DROPDEVICE, first-authentication keys KEYS
 // (even to list them, since the list can show their secrets), and
 // properties, users, the client key and the licensing ID's backup and
 // restore ADMIN, which holds every right. Discovery scans, online checks
@@ -92,4 +95,22 @@
 // Paged lists take page (from 1) and pageSize (1 to 1000, default the
 // property server.pageSize) and answer {"total","page","pageSize","items"};
 // a page past the end has no items.
+//
+// # Live updates and history
+//
+// The admin UI learns what changed over the events WebSocket
+// (GET /api/v1/events, see events.go): its first message carries the
+// token, checked like a bearer token, and the server then sends the
+// topics whose views changed ("features", "devices", …), coalesced to at
+// most one message every 250 ms. Server.Notify maps every applied request
+// to topics through one table (commandTopics); device connections
+// (Server.OnlineChanged), discovery scans and cluster changes
+// (Server.ClusterChanged) raise theirs. A connection ends when its token
+// expires or is revoked, when its client falls behind, and at Close.
+//
+// GET /api/v1/history answers the last 24 hours of devices online and
+// counts used per feature, sampled by Server.RunHistory every
+// Config.HistoryInterval (one minute) into rings in memory: per node, not
+// replicated, forgotten at a restart. A model upload that does not parse
+// is refused with the line and column of the mistake in the error body.
 package transport

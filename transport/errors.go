@@ -10,6 +10,7 @@ import (
 	"github.com/tallyhq/tally/core"
 	"github.com/tallyhq/tally/core/hostid"
 	"github.com/tallyhq/tally/core/licensingid"
+	"github.com/tallyhq/tally/core/model"
 	"github.com/tallyhq/tally/core/password"
 	"github.com/tallyhq/tally/core/version"
 	"github.com/tallyhq/tally/transport/discovery"
@@ -23,14 +24,20 @@ type apiError struct {
 	status int
 	code   string
 	msg    string
+	// line and column place an error in an uploaded text (a license
+	// model); 0 when it has no place.
+	line, column int
 }
 
 func (e *apiError) Error() string { return e.msg }
 
-// errorBody is the JSON form of every error response.
+// errorBody is the JSON form of every error response. Line and Column
+// (1-based) are set for an error at a place in an uploaded text.
 type errorBody struct {
-	Error string `json:"error"`
-	Code  string `json:"code"`
+	Error  string `json:"error"`
+	Code   string `json:"code"`
+	Line   int    `json:"line,omitempty"`
+	Column int    `json:"column,omitempty"`
 }
 
 func badRequest(code, msg string) *apiError {
@@ -74,8 +81,9 @@ var (
 // errorFor maps any error to the API error it is answered with. It is the
 // only place that decides status codes for errors: core sentinels by
 // errors.Is, then the transport's own parse errors, then refused rights
-// files. Anything it does not know is a 500 with a generic message; the
-// caller logs the detail.
+// files; a model's *model.ParseError adds its line and column. Anything it
+// does not know is a 500 with a generic message; the caller logs the
+// detail.
 func errorFor(err error) *apiError {
 	var ae *apiError
 	if errors.As(err, &ae) {
@@ -222,7 +230,13 @@ func errorFor(err error) *apiError {
 	if status == http.StatusInternalServerError {
 		msg = "internal server error"
 	}
-	return &apiError{status: status, code: code, msg: msg}
+	ae = &apiError{status: status, code: code, msg: msg}
+	// A model that does not parse is refused at its line and column.
+	var pe *model.ParseError
+	if status != http.StatusInternalServerError && errors.As(err, &pe) {
+		ae.line, ae.column = pe.Line, pe.Col
+	}
+	return ae
 }
 
 // oneLine folds a multi-line message (a model parse error, say) into one line.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/tallyhq/tally/core"
 	"github.com/tallyhq/tally/core/hostid"
+	"github.com/tallyhq/tally/core/model"
 	"github.com/tallyhq/tally/core/version"
 )
 
@@ -220,6 +221,12 @@ func (s *Server) putModel(w http.ResponseWriter, r *http.Request) error {
 	}
 	if !utf8.Valid(data) {
 		return fmt.Errorf("%w: the model text is not valid UTF-8", core.ErrInvalidModel)
+	}
+	// Parsed here as well as in core so that a syntax error keeps its
+	// line and column on every node: a follower gets the leader's error
+	// as text only.
+	if _, err := model.Parse(string(data)); err != nil {
+		return fmt.Errorf("%w: %w", core.ErrInvalidModel, err)
 	}
 	return s.applyNoContent(w, r, &core.SetModel{Text: string(data)})
 }

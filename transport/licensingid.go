@@ -148,7 +148,7 @@ func (s *Server) backupLicensingID(w http.ResponseWriter, r *http.Request) error
 // logged with the caller and address, refused or not.
 func (s *Server) restoreLicensingID(w http.ResponseWriter, r *http.Request) error {
 	if s.cfg.RestoreIdentity == nil {
-		return &apiError{http.StatusNotImplemented, "not_supported", "this server cannot restore a licensing ID"}
+		return &apiError{status: http.StatusNotImplemented, code: "not_supported", msg: "this server cannot restore a licensing ID"}
 	}
 	var req restoreRequest
 	if err := readJSON(w, r, maxRestoreBody, &req); err != nil {

@@ -73,11 +73,11 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) error {
 	if !ok {
 		s.metrics.loginFailed()
 		s.log.Warn("login failed", "remote", r.RemoteAddr, "user", name)
-		return &apiError{http.StatusUnauthorized, "bad_credentials", "wrong user name or password"}
+		return &apiError{status: http.StatusUnauthorized, code: "bad_credentials", msg: "wrong user name or password"}
 	}
 	refund()
 	if len(cred.key) == 0 {
-		return &apiError{http.StatusServiceUnavailable, "not_ready", "the server has no token key yet; try again shortly"}
+		return &apiError{status: http.StatusServiceUnavailable, code: "not_ready", msg: "the server has no token key yet; try again shortly"}
 	}
 	nonce, err := newNonce(s.cfg.Random)
 	if err != nil {
@@ -97,7 +97,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) error {
 func (s *Server) rateLimited(w http.ResponseWriter, wait time.Duration, msg string) error {
 	s.metrics.loginRateLimited()
 	w.Header().Set("Retry-After", strconv.Itoa(int((wait+time.Second-1)/time.Second)))
-	return &apiError{http.StatusTooManyRequests, "rate_limited", msg}
+	return &apiError{status: http.StatusTooManyRequests, code: "rate_limited", msg: msg}
 }
 
 // readCredentials reads a user's password hash, roles and epoch, the token
@@ -237,7 +237,7 @@ func (s *Server) changePassword(w http.ResponseWriter, r *http.Request) error {
 	if !ok {
 		s.metrics.loginFailed()
 		s.log.Warn("password change refused", "remote", r.RemoteAddr, "user", name)
-		return &apiError{http.StatusForbidden, "bad_credentials", "the current password is wrong"}
+		return &apiError{status: http.StatusForbidden, code: "bad_credentials", msg: "the current password is wrong"}
 	}
 	s.userLimiter.refund(userKey)
 	hash, err := s.newPasswordHash(r.Context(), *req.New)

@@ -94,6 +94,41 @@ func (s *Server) requestActivation(w http.ResponseWriter, r *http.Request) error
 	return nil
 }
 
+// offlineStatus answers GET /api/v1/offline/status: the exchange with the
+// back office as core keeps it, the pending request's content in brief,
+// and the connector that exchanges online.
+type offlineStatus struct {
+	// Connector is the property backoffice.connector: the connector the
+	// leader exchanges requests through, "" when only files are.
+	Connector string `json:"connector"`
+	core.SyncStatus
+	// PendingWindows counts the usage windows the pending request
+	// carries; PendingActivations are the activations it asks for.
+	PendingWindows     int               `json:"pendingWindows"`
+	PendingActivations []core.Activation `json:"pendingActivations,omitempty"`
+}
+
+func (s *Server) offlineStatus(w http.ResponseWriter, r *http.Request) error {
+	var out offlineStatus
+	err := s.cfg.Store.Read(r.Context(), func(st *core.State) error {
+		out.SyncStatus = st.SyncStatus()
+		if pending, ok := st.PendingSync(); ok {
+			out.PendingWindows, out.PendingActivations = len(pending.Windows), pending.Activations
+		}
+		p, err := st.Property("backoffice.connector")
+		if err != nil {
+			return err
+		}
+		out.Connector = p.Value
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
 // offlineResponseResult answers an uploaded response.
 type offlineResponseResult struct {
 	Sequence        uint64                  `json:"sequence"`

@@ -65,3 +65,62 @@ func TestOfflineExchange(t *testing.T) {
 	}
 	wantError(t, upload(good), http.StatusConflict, "replayed")
 }
+
+// TestOfflineStatus follows the exchange through the status route: nothing
+// pending at first, usage counted in the open window; a request closes the
+// window and carries it with its activation; the response acknowledges
+// the usage and reports the activation; the connector is the property's.
+func TestOfflineStatus(t *testing.T) {
+	producer := rights.DemoProducerKey()
+	e := newTestEnv(t, func(c *Config) {
+		c.Capability = capability.NewVerifier(c.Identity.Fingerprint(), &producer.PublicKey)
+	})
+	status := func() offlineStatus {
+		t.Helper()
+		r := e.do("GET", "/api/v1/offline/status", "", "", true)
+		if r.status != http.StatusOK {
+			t.Fatalf("status: %d %s", r.status, r.body)
+		}
+		var st offlineStatus
+		r.json(t, &st)
+		return st
+	}
+	// The store's checkout was counted in the open window.
+	st := status()
+	if st.Connector != "" || st.NextRequest != 1 || st.PendingRequest != 0 || st.LastResponse != 0 ||
+		st.UnacknowledgedWindows != 0 || st.PendingWindows != 0 || len(st.Current.Features) != 1 {
+		t.Fatalf("at first: %+v", st)
+	}
+
+	if r := e.do("POST", "/api/v1/offline/activation", "application/json", `{"activationId":"ACT-7","count":3}`, true); r.status != http.StatusOK {
+		t.Fatalf("activation request: %d %s", r.status, r.body)
+	}
+	st = status()
+	if st.PendingRequest != 1 || !st.PendingSince.Equal(t0) || st.NextRequest != 2 || st.UnacknowledgedWindows != 1 ||
+		st.PendingWindows != 1 || len(st.PendingActivations) != 1 || st.PendingActivations[0] != (core.Activation{ActivationID: "ACT-7", Count: 3}) ||
+		len(st.Current.Features) != 0 {
+		t.Fatalf("pending: %+v", st)
+	}
+
+	resp, err := capability.IssueResponse(producer, capability.Response{Server: e.id.Fingerprint(), RequestSequence: 1, Sequence: 1,
+		Issued: t0, UsageAck: 1, Activations: []core.ActivationResult{{ActivationID: "ACT-7", Count: 3, Result: core.ActivationOK}}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := e.do("POST", "/api/v1/offline/response", "application/octet-stream", string(resp), true); r.status != http.StatusOK {
+		t.Fatalf("upload: %d %s", r.status, r.body)
+	}
+	if r := e.do("PUT", "/api/v1/properties/backoffice.connector", "application/json", `{"value":"shop"}`, true); r.status != http.StatusOK {
+		t.Fatalf("connector: %d %s", r.status, r.body)
+	}
+	st = status()
+	if st.Connector != "shop" || st.PendingRequest != 0 || st.PendingWindows != 0 || st.PendingActivations != nil ||
+		st.LastResponse != 1 || !st.LastResponseAt.Equal(t0) || st.UsageAck != 1 || st.UnacknowledgedWindows != 0 ||
+		len(st.LastActivations) != 1 || st.LastActivations[0].Result != core.ActivationOK {
+		t.Fatalf("answered: %+v", st)
+	}
+
+	// OFFLINE's like the other offline routes: a READ user may not.
+	e.store.addUser(t, "reader", "reader password", core.RoleRead)
+	wantError(t, e.doAs(e.loginAs("reader", "reader password"), "GET", "/api/v1/offline/status", "", ""), http.StatusForbidden, "access_denied")
+}

@@ -26,7 +26,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 			documented = append(documented, strings.ToUpper(method)+" "+path)
 		}
 	}
-	srv, err := NewServer(Config{Store: newFakeStore(t), Rights: fakeRights{}, Identity: testIdentity(t), Devices: nopHandler{}})
+	srv, err := NewServer(Config{Store: newFakeStore(t), Rights: fakeRights{}, Identity: testIdentity(t), Devices: nopHandler{}, UI: nopHandler{}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -59,8 +60,19 @@ type Config struct {
 	// Random is the source of token nonces and password salts; default
 	// crypto/rand.Reader.
 	Random io.Reader
-	// Version and NodeID are shown by the health route.
+	// Version and NodeID are shown by the health and server routes.
 	Version, NodeID string
+	// Build identifies the build beyond Version (a VCS revision, the Go
+	// release, the platform), for the server route; "" leaves it out.
+	Build string
+	// HostIDs returns the hostids of the machine this node runs on, in
+	// the order of preference (package hw's: ETHERNET by interface name,
+	// UUID, then SERIAL), for the server route; nil shows none. The first
+	// is shown as the one in use: Tally knows a server by its licensing ID
+	// (devices and the back office) and its node ID (its peers), never by
+	// a hostid, so the one in use is the one a license bound to the
+	// machine would name, the preferred.
+	HostIDs func() []hostid.HostID
 	// Leader reports whether this node leads the cluster, for the health
 	// route; nil means a single node that always leads.
 	Leader func() bool
@@ -97,6 +109,17 @@ type Config struct {
 	// Online tells whether a device holds a live connection to this node,
 	// for the devices views; nil shows every device offline.
 	Online func(hostid.HostID) bool
+	// OnlineCount counts the devices online on this node, for the
+	// history; nil counts them with Online over the state's devices.
+	OnlineCount func() int
+	// HistoryInterval is how often RunHistory samples; default one
+	// minute. The history keeps 24 hours of samples, at most 1440.
+	HistoryInterval time.Duration
+
+	// UI, when non-nil, answers GET and HEAD for every path the API does
+	// not own: the admin web UI (webui.Handler). Paths under /api/ stay
+	// the API's, so an unknown one is still a JSON 404.
+	UI http.Handler
 }
 
 // ErrConfig is wrapped by NewServer when the Config is incomplete.
@@ -130,6 +153,10 @@ type Server struct {
 	}
 	// disc holds the discovered devices and the running scan.
 	disc *discoveryState
+	// hub holds the events WebSocket connections.
+	hub *eventHub
+	// history holds the samples RunHistory takes.
+	history *historySampler
 }
 
 // route is one registered endpoint.
@@ -194,6 +221,8 @@ func NewServer(cfg Config) (*Server, error) {
 		kdf:         make(chan struct{}, kdfSlots),
 		idKDF:       make(chan struct{}, 1),
 		disc:        newDiscoveryState(),
+		hub:         newEventHub(cfg.Now, cfg.Logger),
+		history:     newHistorySampler(cfg.HistoryInterval),
 	}
 	s.hashPassword = func(pw string) (string, error) { return password.Hash(pw, cfg.Random) }
 	s.routes = s.routeTable()
@@ -209,11 +238,20 @@ func NewServer(cfg Config) (*Server, error) {
 		s.mux.Handle(devicePattern, cfg.Devices)
 		s.known[devicePattern] = true
 	}
+	if cfg.UI != nil {
+		// Not in the mux: a catch-all there would turn the API's 404s and
+		// 405s into the UI's. serveHTTP hands the UI what the mux does not
+		// take; every UI request is counted under this one label.
+		s.known[uiPattern] = true
+	}
 	return s, nil
 }
 
 // devicePattern is where Config.Devices is mounted.
 const devicePattern = "GET /ws/device"
+
+// uiPattern is where Config.UI is mounted, and its metrics label.
+const uiPattern = "GET /"
 
 // routeTable lists every endpoint of the API, as openapi.json documents it,
 // with the right each needs. It is the one place that decides who may do
@@ -232,10 +270,14 @@ func (s *Server) routeTable() []route {
 		{method: "GET", path: "/api/v1/health", public: true, handler: s.health},
 		{method: "GET", path: "/api/v1/openapi.json", public: true, handler: s.openAPI},
 		{method: "GET", path: "/metrics", public: true, handler: s.serveMetrics},
+		// The events WebSocket takes its token in its first message, as a
+		// browser cannot send the header; it checks it with checkToken.
+		{method: "GET", path: "/api/v1/events", public: true, handler: s.eventsSocket},
 
 		{method: "POST", path: "/api/v1/auth/logout", role: anyRole, handler: s.logout},
 		{method: "PUT", path: "/api/v1/auth/password", role: anyRole, handler: s.changePassword},
 
+		{method: "GET", path: "/api/v1/server", role: anyRole, handler: s.serverInfo},
 		{method: "GET", path: "/api/v1/features", role: anyRole, handler: s.listFeatures},
 		{method: "GET", path: "/api/v1/features/{name}/{version}", role: anyRole, handler: s.featureDetails},
 		{method: "GET", path: "/api/v1/devices", role: anyRole, handler: s.listDevices},
@@ -253,6 +295,7 @@ func (s *Server) routeTable() []route {
 		{method: "GET", path: "/api/v1/properties/{name}", role: anyRole, handler: s.getProperty},
 		{method: "PUT", path: "/api/v1/properties/{name}", role: admin, handler: s.putProperty},
 		{method: "POST", path: "/api/v1/rights", role: offline, handler: s.uploadRights},
+		{method: "GET", path: "/api/v1/offline/status", role: offline, handler: s.offlineStatus},
 		{method: "GET", path: "/api/v1/offline/request", role: offline, handler: s.downloadCapabilityRequest},
 		{method: "POST", path: "/api/v1/offline/activation", role: offline, handler: s.requestActivation},
 		{method: "POST", path: "/api/v1/offline/response", role: offline, handler: s.uploadCapabilityResponse},
@@ -263,6 +306,7 @@ func (s *Server) routeTable() []route {
 		{method: "PUT", path: "/api/v1/users/{name}", role: admin, handler: s.updateUser},
 		{method: "DELETE", path: "/api/v1/users/{name}", role: admin, handler: s.deleteUser},
 		{method: "GET", path: "/api/v1/audit", role: anyRole, handler: s.readAudit},
+		{method: "GET", path: "/api/v1/history", role: anyRole, handler: s.readHistory},
 
 		{method: "GET", path: "/api/v1/licensing-id", role: anyRole, handler: s.licensingID},
 		{method: "GET", path: "/api/v1/licensing-id/cert", role: anyRole, handler: s.licensingIDCert},
@@ -301,27 +345,39 @@ func (s *Server) routeTable() []route {
 	}
 }
 
-// Handler returns the HTTP handler of the API, /metrics and /ws/device.
+// Handler returns the HTTP handler of the API, /metrics, /ws/device and
+// the UI.
 func (s *Server) Handler() http.Handler { return http.HandlerFunc(s.serveHTTP) }
+
+// Close ends what the server runs beyond requests: the events connections
+// (told shutting_down) and a running discovery scan. Call it after the HTTP
+// server's Shutdown, which does not wait for WebSockets; requests after it
+// still work, but the events WebSocket refuses new connections.
+func (s *Server) Close() {
+	s.stopScans()
+	s.hub.close()
+}
 
 // WriteMetrics writes the server's own metrics in the Prometheus text
 // format: tally_http_requests_total{route,code},
 // tally_http_request_duration_seconds{route}, login failures, refused
-// requests and the tokens issued.
+// requests, the tokens issued and tally_events_connections.
 func (s *Server) WriteMetrics(w io.Writer) {
 	s.metrics.write(w)
+	s.hub.writeMetrics(w)
 }
 
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	start := s.cfg.Now()
 	rec := &recorder{ResponseWriter: w}
 	setSecurityHeaders(rec.Header())
-	if h, pattern := s.mux.Handler(r); pattern == "" {
-		s.unmatched(rec, r, h)
-	} else {
+	route := ""
+	if h, pattern := s.mux.Handler(r); pattern != "" {
 		s.mux.ServeHTTP(rec, r)
+		route = r.Pattern
+	} else if !s.unmatched(rec, r, h) {
+		route = uiPattern
 	}
-	route := r.Pattern
 	if !s.known[route] {
 		route = "unmatched"
 	}
@@ -344,19 +400,30 @@ func setSecurityHeaders(h http.Header) {
 }
 
 // unmatched answers a request no route takes: the mux's 404 or 405 (with
-// its Allow header), as a JSON error.
-func (s *Server) unmatched(w http.ResponseWriter, r *http.Request, h http.Handler) {
+// its Allow header), as a JSON error, or the UI's answer for a path outside
+// /api/ that no route has (it reports whether the API answered).
+func (s *Server) unmatched(w http.ResponseWriter, r *http.Request, h http.Handler) (api bool) {
 	c := &captureWriter{header: http.Header{}}
 	h.ServeHTTP(c, r)
-	switch c.status {
-	case http.StatusMethodNotAllowed:
+	switch {
+	case c.status == http.StatusMethodNotAllowed:
 		if allow := c.header.Get("Allow"); allow != "" {
 			w.Header().Set("Allow", allow)
 		}
-		s.fail(w, r, &apiError{http.StatusMethodNotAllowed, "method_not_allowed", r.Method + " is not allowed on " + r.URL.Path + "; allowed: " + c.header.Get("Allow")})
+		s.fail(w, r, &apiError{status: http.StatusMethodNotAllowed, code: "method_not_allowed", msg: r.Method + " is not allowed on " + r.URL.Path + "; allowed: " + c.header.Get("Allow")})
+	case s.cfg.UI != nil && !isAPIPath(r.URL.Path):
+		s.cfg.UI.ServeHTTP(w, r)
+		return false
 	default:
-		s.fail(w, r, &apiError{http.StatusNotFound, "not_found", "no such resource: " + r.URL.Path})
+		s.fail(w, r, &apiError{status: http.StatusNotFound, code: "not_found", msg: "no such resource: " + r.URL.Path})
 	}
+	return true
+}
+
+// isAPIPath tells the paths the API owns whether or not a route takes
+// them: an unknown one is a JSON 404, never the UI.
+func isAPIPath(p string) bool {
+	return p == "/api" || strings.HasPrefix(p, "/api/")
 }
 
 // captureWriter records what the mux would answer, without writing it.
@@ -401,7 +468,7 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	if ae.status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="tally"`)
 	}
-	writeJSON(w, ae.status, errorBody{Error: ae.msg, Code: ae.code})
+	writeJSON(w, ae.status, errorBody{Error: ae.msg, Code: ae.code, Line: ae.line, Column: ae.column})
 }
 
 // writeJSON answers v as JSON with status.

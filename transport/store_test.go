@@ -43,6 +43,9 @@ type fakeStore struct {
 	seq        uint64
 	notApplied bool
 	fail       error // returned by Read, for faults the API does not know
+	// observe, when set, is called with each request applied, as a node
+	// calls Config.Observe.
+	observe func(core.Request, core.Result)
 }
 
 func newFakeStore(t testing.TB) *fakeStore {
@@ -80,7 +83,19 @@ func (fs *fakeStore) Apply(ctx context.Context, c core.Command) (core.Result, er
 		return core.Result{}, fmt.Errorf("no leader: %w", core.ErrNotApplied)
 	}
 	fs.seq++
-	return fs.state.Apply(core.Request{ID: core.RequestID{Session: 1, Seq: fs.seq}, At: fs.now, Command: c})
+	req := core.Request{ID: core.RequestID{Session: 1, Seq: fs.seq}, At: fs.now, Command: c}
+	res, err := fs.state.Apply(req)
+	if err == nil && fs.observe != nil {
+		fs.observe(req, res)
+	}
+	return res, err
+}
+
+// observeWith makes the store call fn for each request it applies.
+func (fs *fakeStore) observeWith(fn func(core.Request, core.Result)) {
+	fs.mu.Lock()
+	fs.observe = fn
+	fs.mu.Unlock()
 }
 
 func (fs *fakeStore) Read(ctx context.Context, fn func(*core.State) error) error {

@@ -35,6 +35,11 @@ type Config struct {
 	Now func() time.Time
 	// Random feeds the signer; default crypto/rand.Reader.
 	Random io.Reader
+	// OnlineChanged, when set, is called when a device comes online on
+	// this node (its first connection is admitted) or goes offline (its
+	// last one closes, or it is dropped), after Connected says so. It must
+	// not block.
+	OnlineChanged func()
 
 	// MaxMessageBytes bounds a message from a device; a bigger frame closes
 	// the connection with status 1009. Default 64 KiB.

@@ -682,8 +682,13 @@ func TestConnected(t *testing.T) {
 		t.Fatal("connected before any hello")
 	}
 	c := mustDialKey(t, srv, "online-1", nil)
-	if !srv.Handler.Connected(id) {
-		t.Fatal("not connected after hello")
+	// The welcome is queued before the connection is registered: the
+	// client may read it first.
+	for i := 0; !srv.Handler.Connected(id); i++ {
+		if i == 1000 {
+			t.Fatal("not connected after hello")
+		}
+		time.Sleep(time.Millisecond)
 	}
 	c.Close()
 	for i := 0; srv.Handler.Connected(id); i++ {
@@ -691,5 +696,35 @@ func TestConnected(t *testing.T) {
 			t.Fatal("still connected after the connection closed")
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestOnlineChanged: the callback runs when a device's first connection is
+// admitted and when its last one closes, and not for a second connection.
+func TestOnlineChanged(t *testing.T) {
+	changes := make(chan struct{}, 16)
+	srv := devicetest.NewServer(t, device.Config{OnlineChanged: func() { changes <- struct{}{} }})
+	id := sid("online-2")
+	wait := func(what string, connected bool, devices int) {
+		t.Helper()
+		select {
+		case <-changes:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no OnlineChanged when %s", what)
+		}
+		if srv.Handler.Connected(id) != connected || srv.Handler.ConnectedDevices() != devices {
+			t.Fatalf("%s: Connected %v, ConnectedDevices %d", what, srv.Handler.Connected(id), srv.Handler.ConnectedDevices())
+		}
+	}
+	first := mustDialKey(t, srv, "online-2", nil)
+	wait("the first connection is admitted", true, 1)
+	second := mustDialKey(t, srv, "online-2", nil)
+	second.Close()
+	first.Close()
+	wait("the last connection closed", false, 0)
+	select {
+	case <-changes:
+		t.Fatal("OnlineChanged for a device that already was online")
+	default:
 	}
 }

@@ -167,12 +167,29 @@ func (h *Handler) isClosed() bool {
 // register records that c speaks for device.
 func (h *Handler) register(c *conn, device hostid.HostID) {
 	h.mu.Lock()
+	first := len(h.byDevice[device]) == 0
 	h.byDevice[device] = append(h.byDevice[device], c)
 	h.mu.Unlock()
+	if first {
+		h.onlineChanged()
+	}
 }
 
-// unregister forgets c; it reports whether another connection still speaks
-// for device.
+// onlineChanged calls Config.OnlineChanged; h.mu must not be held.
+func (h *Handler) onlineChanged() {
+	if h.cfg.OnlineChanged != nil {
+		h.cfg.OnlineChanged()
+	}
+}
+
+// ConnectedDevices counts the devices with a connection to this node that
+// Connected reports.
+func (h *Handler) ConnectedDevices() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.byDevice)
+}
+
 // Connected reports whether the device has a connection to this node that
 // has said hello (and authenticated, when the device is onboarded).
 func (h *Handler) Connected(device hostid.HostID) bool {
@@ -181,14 +198,18 @@ func (h *Handler) Connected(device hostid.HostID) bool {
 	return len(h.byDevice[device]) > 0
 }
 
+// unregister forgets c; it reports whether another connection still speaks
+// for device.
 func (h *Handler) unregister(c *conn, device hostid.HostID, registered bool) (others bool) {
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	delete(h.conns, c)
 	if !registered {
-		return len(h.byDevice[device]) > 0
+		others = len(h.byDevice[device]) > 0
+		h.mu.Unlock()
+		return others
 	}
 	list := h.byDevice[device]
+	was := len(list)
 	for i, x := range list {
 		if x == c {
 			list = append(list[:i], list[i+1:]...)
@@ -197,10 +218,14 @@ func (h *Handler) unregister(c *conn, device hostid.HostID, registered bool) (ot
 	}
 	if len(list) == 0 {
 		delete(h.byDevice, device)
-		return false
+	} else {
+		h.byDevice[device] = list
 	}
-	h.byDevice[device] = list
-	return true
+	h.mu.Unlock()
+	if was > 0 && len(list) == 0 {
+		h.onlineChanged()
+	}
+	return len(list) > 0
 }
 
 // pushJob is a lease change to push to the connections of a device.
@@ -242,9 +267,11 @@ func (h *Handler) Notify(req core.Request, res core.Result) {
 		}
 		jobs[i].leases = append(jobs[i].leases, l)
 	}
+	wentOffline := false
 	if isDrop {
 		conns := h.byDevice[drop.Device]
 		delete(h.byDevice, drop.Device)
+		wentOffline = len(conns) > 0
 		if len(conns) > 0 {
 			i, ok := index[drop.Device]
 			if !ok {
@@ -258,6 +285,9 @@ func (h *Handler) Notify(req core.Request, res core.Result) {
 		}
 	}
 	h.mu.Unlock()
+	if wentOffline {
+		h.onlineChanged()
+	}
 	if len(jobs) == 0 {
 		return
 	}
