@@ -59,8 +59,18 @@ type Member struct {
 }
 
 // ErrInvalidMember says a membership change names no node, an unknown one,
-// or would leave the cluster without a quorum.
-var ErrInvalidMember = errors.New("invalid membership change")
+// or would leave the cluster without a voter. It wraps
+// core.ErrInvalidCommand, so that a caller that knows only core (the API)
+// answers it as the refused request it is, on the leader and, since both
+// sentinels cross a forward, on a follower.
+var ErrInvalidMember error = invalidMember{}
+
+// invalidMember is ErrInvalidMember: its own text, and core's sentinel
+// beneath it.
+type invalidMember struct{}
+
+func (invalidMember) Error() string { return "invalid membership change" }
+func (invalidMember) Unwrap() error { return core.ErrInvalidCommand }
 
 // Cluster defaults.
 const (
@@ -191,8 +201,8 @@ func (n *Node) AddVoter(ctx context.Context, id, address string) error {
 }
 
 // RemoveServer removes a node from the cluster; on a follower the leader
-// does it. Removing a node that would leave fewer voters than a quorum of
-// the current configuration is refused (ErrInvalidMember).
+// does it. Removing a stranger or the last voter is refused
+// (ErrInvalidMember, which wraps core.ErrInvalidCommand).
 func (n *Node) RemoveServer(ctx context.Context, id string) error {
 	if id == "" {
 		return fmt.Errorf("%w: no node ID", ErrInvalidMember)

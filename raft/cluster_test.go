@@ -329,8 +329,13 @@ func TestClusterMembership(t *testing.T) {
 	if err != nil || len(members) != 3 {
 		t.Fatalf("members %+v, %v", members, err)
 	}
-	if err := c.node("n3").RemoveServer(ctx, "n9"); !errors.Is(err, ErrInvalidMember) {
-		t.Fatalf("removing a stranger: %v", err)
+	// Refused on the leader and, through a forward, on a follower: both
+	// keep core's sentinel, which the API answers 400 invalid_command.
+	leader := c.leader()
+	for _, n := range []string{leader, c.followers(leader)[0]} {
+		if err := c.node(n).RemoveServer(ctx, "n9"); !errors.Is(err, ErrInvalidMember) || !errors.Is(err, core.ErrInvalidCommand) {
+			t.Fatalf("removing a stranger on %s: %v", n, err)
+		}
 	}
 	if err := c.node("n3").RemoveServer(ctx, "n2"); err != nil {
 		t.Fatalf("remove n2: %v", err)
@@ -340,6 +345,23 @@ func TestClusterMembership(t *testing.T) {
 	}
 	c.kill("n2")
 	apply(t, c.node("n3"), hello(device(t, "after-removal")))
+}
+
+// TestRemoveLastVoter: the one member of a cluster cannot remove itself;
+// the refusal wraps core.ErrInvalidCommand (400 invalid_command in the
+// API, not a 500) and the node goes on serving.
+func TestRemoveLastVoter(t *testing.T) {
+	c := newTestCluster(t)
+	only := c.start("n1", []string{"n1"})
+	c.leader()
+	err := only.RemoveServer(context.Background(), "n1")
+	if !errors.Is(err, ErrInvalidMember) || !errors.Is(err, core.ErrInvalidCommand) || !strings.Contains(err.Error(), "last voter") {
+		t.Fatalf("removing the last voter: %v", err)
+	}
+	if members, err := only.Members(); err != nil || len(members) != 1 || !members[0].Voter {
+		t.Fatalf("members after the refusal: %+v, %v", members, err)
+	}
+	apply(t, only, rights(1))
 }
 
 // TestClusterRefusesForeignCertificates: a peer whose certificate is not
