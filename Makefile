@@ -9,7 +9,7 @@ TARGETS  := linux/amd64 linux/arm64 linux/arm
 FUZZTIME ?= 30s
 export GOTOOLCHAIN ?= local
 
-.PHONY: all build cross test bench run lint fuzz clean
+.PHONY: all build cross test bench run lint fuzz clean screenshots
 
 all: lint test build
 
@@ -47,7 +47,14 @@ bench:
 	   $(GO) test -p 1 -run '^$$' -bench ApplyDurable -count $(BENCHCOUNT) ./raft/; \
 	   $(GO) test -p 1 -run '^$$' -bench 'WebSocket|TLSRoundTripFloor' -benchtime 40000x -count $(BENCHCOUNT) ./transport/device/ ./cmd/tallyd/; \
 	   $(GO) test -p 1 -run '^$$' -bench 'DiscoverOffer|ResponderRate' -count $(BENCHCOUNT) ./transport/discovery/; \
+	   $(GO) test -p 1 -run '^$$' -bench 'ListDevices10k|ListFeatures1k' -count $(BENCHCOUNT) ./transport/; \
 	} | tee bench/bench.out
+
+## screenshots: the browser tests again, saving the main views of the web
+## UI into docs/screenshots
+screenshots:
+	@mkdir -p docs/screenshots
+	TALLY_SCREENSHOTS=$(CURDIR)/docs/screenshots $(GO) test -count=1 -run 'TestWebUI' ./cmd/tallyd/
 
 ## run: the demo (a single node with the demo producer's rights)
 run:
@@ -69,3 +76,7 @@ fuzz:
 
 clean:
 	rm -rf bin dist bench/bench.out
+
+# The appliance's targets (firmware, images, containers, e2e) live in make/;
+# included last so that all stays the default goal.
+-include make/*.mk

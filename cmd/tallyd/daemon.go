@@ -27,6 +27,7 @@ import (
 	"github.com/tallyhq/tally/raft"
 	"github.com/tallyhq/tally/transport"
 	"github.com/tallyhq/tally/transport/device"
+	"github.com/tallyhq/tally/webui"
 )
 
 // daemon is a running node: the store, the device handler and the HTTPS
@@ -40,6 +41,9 @@ type daemon struct {
 	syncDone     chan struct{}
 	devices      *device.Handler
 	presence     *presence
+	api          *transport.Server
+	stopWatch    context.CancelFunc // ends the history sampler and the cluster watch
+	watchDone    chan struct{}      // closed when both have ended
 	http         *http.Server
 	listener     net.Listener
 	url          string
@@ -86,9 +90,10 @@ func start(ctx context.Context, cfg config, log *slog.Logger, logs *logSwitch, g
 		clusterConfig = cluster.config
 	}
 
-	// The device handler needs the store and the store tells the handler
-	// what it applied, so the observer is wired once both exist.
+	// The device handler and the API need the store and the store tells
+	// them what it applied, so the observer is wired once they exist.
 	var notify atomic.Pointer[device.Handler]
+	var events atomic.Pointer[transport.Server]
 	var syncKick atomic.Pointer[syncer]
 	// What the node says of itself in the cluster and licensing ID views:
 	// its local licensing ID and, once known, the one it signs with.
@@ -107,6 +112,10 @@ func start(ctx context.Context, cfg config, log *slog.Logger, logs *logSwitch, g
 		NodeID:   cfg.NodeID,
 		Logger:   log.With("part", "raft"),
 		Observe: func(req core.Request, res core.Result) {
+			// The events connections hear of every change, audit included.
+			if api := events.Load(); api != nil {
+				api.Notify(req, res)
+			}
 			// Administrative changes arrive wrapped with their actor; what
 			// they change is the inner command.
 			if a, ok := req.Command.(*core.Audited); ok {
@@ -183,6 +192,11 @@ func start(ctx context.Context, cfg config, log *slog.Logger, logs *logSwitch, g
 		NodeID:      cfg.NodeID,
 		Logger:      log.With("part", "device"),
 		Now:         time.Now,
+		OnlineChanged: func() {
+			if api := events.Load(); api != nil {
+				api.OnlineChanged()
+			}
+		},
 	})
 	if err != nil {
 		return fail(err)
@@ -210,6 +224,7 @@ func start(ctx context.Context, cfg config, log *slog.Logger, logs *logSwitch, g
 		Now:        time.Now,
 		Random:     rand.Reader,
 		Version:    buildVersion,
+		Build:      buildDescription(),
 		NodeID:     cfg.NodeID,
 		Leader:     func() bool { return node.Status().State == "Leader" },
 		Devices:    d.devices,
@@ -223,6 +238,12 @@ func start(ctx context.Context, cfg config, log *slog.Logger, logs *logSwitch, g
 		// this node's local one in the data directory; it signs from the
 		// next start.
 		RestoreIdentity: (&identityRestorer{dataDir: cfg.DataDir, store: node, nodeID: cfg.NodeID}).restore,
+		// Properties → General lists the machine's hostids.
+		HostIDs: machineHostIDs(log.With("part", "api")),
+		// The history counts the devices connected to this node.
+		OnlineCount: d.devices.ConnectedDevices,
+		// The admin web UI answers every path the API does not own.
+		UI: webui.Handler(),
 	}
 	if cluster != nil {
 		apiCfg.Cluster = node
@@ -232,6 +253,18 @@ func start(ctx context.Context, cfg config, log *slog.Logger, logs *logSwitch, g
 		ln.Close()
 		return fail(err)
 	}
+	d.api = api
+	events.Store(api)
+	watchCtx, stopWatch := context.WithCancel(context.Background())
+	d.stopWatch, d.watchDone = stopWatch, make(chan struct{})
+	var watches sync.WaitGroup
+	watches.Add(2)
+	go func() { defer watches.Done(); api.RunHistory(watchCtx) }()
+	go func() {
+		defer watches.Done()
+		watchCluster(watchCtx, clusterPoll, func() string { return clusterShape(node) }, api.ClusterChanged)
+	}()
+	go func() { watches.Wait(); close(d.watchDone) }()
 
 	d.http = httpServer(api.Handler(), cert, transport.TLSConfig, log)
 	d.listener = tls.NewListener(ln, d.http.TLSConfig)
@@ -404,6 +437,15 @@ func (d *daemon) close() {
 			d.stopSync()
 			<-d.syncDone
 		}
+		if d.stopWatch != nil {
+			d.stopWatch()
+			<-d.watchDone
+		}
+		if d.api != nil {
+			// The HTTP server's Shutdown leaves WebSockets open: the events
+			// connections are told and closed here.
+			d.api.Close()
+		}
 		if d.presence != nil {
 			d.presence.close()
 		}
@@ -417,4 +459,41 @@ func (d *daemon) close() {
 			d.log.Error("close the store", "err", err)
 		}
 	})
+}
+
+// clusterPoll is how often watchCluster looks at the cluster.
+const clusterPoll = 2 * time.Second
+
+// watchCluster calls changed whenever look's description of the cluster
+// differs from the one an interval before, until ctx ends. The raft node
+// has no notification of role, leader or membership changes, and the admin
+// UI's cluster view follows them over the events WebSocket.
+func watchCluster(ctx context.Context, interval time.Duration, look func() string, changed func()) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	last := look()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if now := look(); now != last {
+			last = now
+			changed()
+		}
+	}
+}
+
+// clusterShape describes what the cluster view shows that can change
+// without a command: this node's role, the leader and the members.
+func clusterShape(node *raft.Node) string {
+	st := node.Status()
+	shape := st.State + " " + st.Leader
+	if members, err := node.Members(); err == nil {
+		for _, m := range members {
+			shape += fmt.Sprintf(" %s=%s/%v", m.ID, m.Address, m.Voter)
+		}
+	}
+	return shape
 }
