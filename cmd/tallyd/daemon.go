@@ -65,6 +65,9 @@ func start(ctx context.Context, cfg config, log *slog.Logger, logs *logSwitch, g
 	if err != nil {
 		return nil, err
 	}
+	if err := prepareDataFormat(cfg.DataDir, log); err != nil {
+		return nil, err
+	}
 	cfg.NodeID, err = nodeID(cfg.DataDir, cfg.NodeID)
 	if err != nil {
 		return nil, err
