@@ -34,6 +34,7 @@ import (
 // server in front of them.
 type daemon struct {
 	log          *slog.Logger
+	nodeID       string // fixed at the first start, whatever the flags say
 	id           *licensingid.ID
 	node         *raft.Node
 	cluster      *clusterSetup
@@ -140,7 +141,7 @@ func start(ctx context.Context, cfg config, log *slog.Logger, logs *logSwitch, g
 	if err != nil {
 		return nil, fmt.Errorf("open the store: %w", err)
 	}
-	d := &daemon{log: log, id: id, node: node, cluster: cluster}
+	d := &daemon{log: log, nodeID: cfg.NodeID, id: id, node: node, cluster: cluster}
 	fail := func(err error) (*daemon, error) {
 		d.close()
 		return nil, err

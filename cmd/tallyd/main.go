@@ -66,7 +66,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	fmt.Fprintf(stdout, "Licensing ID fingerprint: %s\n", d.id.Fingerprint())
 	fmt.Fprintf(stdout, "Discovery on UDP %s\n", d.presence.conn.LocalAddr())
 	if d.cluster != nil {
-		fmt.Fprintf(stdout, "Cluster: node %s, raft on %s (%s)\n", cfg.NodeID, d.cluster.config.Advertise, d.cluster.how)
+		fmt.Fprintf(stdout, "Cluster: node %s, raft on %s (%s)\n", d.nodeID, d.cluster.config.Advertise, d.cluster.how)
 	}
 	if cfg.Dev {
 		fmt.Fprintf(stdout, "Demo rights are installed. Try: tallyctl --server %s --insecure --password-file %s features\n",
