@@ -136,6 +136,21 @@ type forwarder struct {
 
 	mu   sync.Mutex
 	conn *fwdConn
+	// dialing is the dial in progress; requests for the same address wait
+	// for it instead of each dialing in turn, so that a leader that died
+	// costs them one dial timeout together, not one each.
+	dialing *dialAttempt
+	closed  bool
+}
+
+// dialAttempt is one dial of the leader, shared by the requests that need
+// it; done is closed when fc or err is set.
+type dialAttempt struct {
+	address string
+	done    chan struct{}
+	fc      *fwdConn
+	err     error
+	waiters int // requests waiting for it besides the one dialing, under forwarder.mu
 }
 
 // fwdConn is one forwarding connection and its pending requests.
@@ -230,32 +245,59 @@ func (f *forwarder) callOnce(ctx context.Context, address string, op byte, paylo
 }
 
 // connect returns the connection to address, dialing a new one when there
-// is none or the one there is broke or goes elsewhere.
+// is none or the one there is broke or goes elsewhere. The dial runs
+// outside the lock: a request for another address (a new leader) does not
+// wait behind a dial of a dead one.
 func (f *forwarder) connect(address string) (*fwdConn, error) {
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	if fc := f.conn; fc != nil {
 		fc.mu.Lock()
 		ok := fc.err == nil && fc.address == address
 		fc.mu.Unlock()
 		if ok {
+			f.mu.Unlock()
 			return fc, nil
 		}
-		fc.fail(errors.New("leader changed"))
 	}
+	if d := f.dialing; d != nil && d.address == address {
+		d.waiters++
+		f.mu.Unlock()
+		<-d.done
+		return d.fc, d.err
+	}
+	d := &dialAttempt{address: address, done: make(chan struct{})}
+	f.dialing = d
+	f.mu.Unlock()
+
 	c, err := f.m.dial(address, protoForward, forwardDialTimeout)
-	if err != nil {
-		return nil, err
+
+	f.mu.Lock()
+	if f.dialing == d {
+		f.dialing = nil
 	}
-	fc := newFwdConn(address, c)
-	f.conn = fc
-	return fc, nil
+	switch {
+	case err != nil:
+		d.err = err
+	case f.closed:
+		c.Close()
+		d.err = ErrClosed
+	default:
+		d.fc = newFwdConn(address, c)
+		if old := f.conn; old != nil {
+			old.fail(errors.New("leader changed"))
+		}
+		f.conn = d.fc
+	}
+	f.mu.Unlock()
+	close(d.done)
+	return d.fc, d.err
 }
 
 // close breaks the connection, if any.
 func (f *forwarder) close() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.closed = true
 	if f.conn != nil {
 		f.conn.fail(ErrClosed)
 		f.conn = nil

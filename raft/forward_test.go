@@ -6,9 +6,12 @@ import (
 	"go/ast"
 	"go/parser"
 	"go/token"
+	"net"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/tallyhq/tally/core"
 )
@@ -72,5 +75,65 @@ func TestErrorRoundTrip(t *testing.T) {
 	}
 	if e := decodeError([]byte("not json")); !errors.Is(e, core.ErrNotApplied) {
 		t.Fatalf("unreadable: %v", e)
+	}
+}
+
+// TestForwarderSharesADial: requests for a leader that died wait for one
+// dial of it together rather than each dialing in turn, and a request for
+// the next leader does not wait behind that dial.
+func TestForwarderSharesADial(t *testing.T) {
+	release := make(chan struct{})
+	var mu sync.Mutex
+	dials := map[string]int{}
+	m := &mux{dialer: func(address string, timeout time.Duration) (net.Conn, error) {
+		mu.Lock()
+		dials[address]++
+		mu.Unlock()
+		if address == "dead:61616" {
+			<-release
+		}
+		return nil, fmt.Errorf("dial %s: connection timed out", address)
+	}}
+	f := &forwarder{m: m}
+
+	const waiting = 10
+	errs := make(chan error, waiting)
+	for range waiting {
+		go func() {
+			_, err := f.connect("dead:61616")
+			errs <- err
+		}()
+	}
+	// Every request but the one dialing waits for that dial.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		f.mu.Lock()
+		joined := f.dialing != nil && f.dialing.waiters == waiting-1
+		f.mu.Unlock()
+		if joined {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the requests did not all wait for the one dial")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	// The next leader is dialed at once, while the dead one's dial hangs.
+	if _, err := f.connect("next:61616"); err == nil {
+		t.Fatal("the dial of next:61616 succeeded")
+	}
+	close(release)
+	for range waiting {
+		if err := <-errs; err == nil {
+			t.Fatal("a request to the dead leader got a connection")
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if dials["dead:61616"] != 1 {
+		t.Errorf("%d requests dialed the dead leader %d times, want one dial they share", waiting, dials["dead:61616"])
+	}
+	if dials["next:61616"] != 1 {
+		t.Errorf("the next leader was dialed %d times, want 1", dials["next:61616"])
 	}
 }
