@@ -209,41 +209,62 @@ func (b *uiBrowser) open(route string, view ...string) {
 	b.waitLoaded(id)
 }
 
-// waitLoaded waits until view id has completed a render.
+// waitLoaded waits until view id has completed a render with the live
+// connection ready: no refresh is pending, so what the test acts on stays.
 func (b *uiBrowser) waitLoaded(id string) {
 	b.t.Helper()
-	b.run("wait for view "+id, chromedp.WaitVisible(chromedp.CSS(fmt.Sprintf(`#view[data-view=%q][data-loaded="1"]`, id))))
+	b.run("wait for view "+id, chromedp.WaitVisible(chromedp.CSS(fmt.Sprintf(`body[data-live="1"] #view[data-view=%q][data-loaded="1"]`, id))))
 }
 
-// login signs in on the login page.
+// login signs in on the login page. A login the page could not send (the
+// server unreachable for a moment) is tried again.
 func (b *uiBrowser) login(user, password string) {
 	b.t.Helper()
-	b.run("log in as "+user,
-		chromedp.Navigate(b.base+"/"),
-		chromedp.WaitVisible(chromedp.CSS(`[data-test=login-user]`)),
-		chromedp.SetValue(chromedp.CSS(`[data-test=login-user]`), user),
-		chromedp.SetValue(chromedp.CSS(`[data-test=login-password]`), password),
-		chromedp.Click(chromedp.CSS(`[data-test=login-submit]`)),
-		chromedp.WaitNotPresent(chromedp.CSS(`[data-test=login-user]`)),
-	)
+	b.run("open the login page", chromedp.Navigate(b.base+"/"))
+	for attempt := 1; ; attempt++ {
+		b.fill(`[data-test=login-user]`, user)
+		b.fill(`[data-test=login-password]`, password)
+		b.click(`[data-test=login-submit]`)
+		var failed string
+		b.waitFor("the login of "+user, func() bool {
+			if b.count(`[data-test=login-user]`) == 0 {
+				return true
+			}
+			failed = b.text(`[data-test=login-error]`)
+			return failed != ""
+		})
+		if b.count(`[data-test=login-user]`) == 0 {
+			return
+		}
+		if attempt == 3 || !strings.Contains(failed, "Cannot reach") {
+			b.t.Fatalf("log in as %s: %s", user, failed)
+		}
+	}
 }
 
-// click clicks the first element matching selector.
+// click clicks the first element matching selector. It clicks from
+// within the page, retrying until the element is there, since a live
+// refresh may replace the element between finding and clicking it.
 func (b *uiBrowser) click(selector string) {
 	b.t.Helper()
-	b.run("click "+selector, chromedp.Click(chromedp.CSS(selector)))
+	b.waitFor("a click on "+selector, func() bool {
+		return evaluate[bool](b, fmt.Sprintf(`(e => e && !e.disabled ? (e.click(), true) : false)(document.querySelector(%s))`, jsString(selector)))
+	})
 }
 
 // fill replaces the value of an input, select or textarea and tells the
 // page, as typing would.
 func (b *uiBrowser) fill(selector, value string) {
 	b.t.Helper()
-	b.run("fill "+selector, chromedp.WaitVisible(chromedp.CSS(selector)), chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`(() => {
-		const e = document.querySelector(%s);
-		e.value = %s;
-		e.dispatchEvent(new Event("input", {bubbles: true}));
-		e.dispatchEvent(new Event("change", {bubbles: true}));
-	})()`, jsString(selector), jsString(value))))
+	b.waitFor("filling "+selector, func() bool {
+		return evaluate[bool](b, fmt.Sprintf(`(e => {
+			if (!e) return false;
+			e.value = %s;
+			e.dispatchEvent(new Event("input", {bubbles: true}));
+			e.dispatchEvent(new Event("change", {bubbles: true}));
+			return true;
+		})(document.querySelector(%s))`, jsString(value), jsString(selector)))
+	})
 }
 
 // upload sets the file of a file input.

@@ -125,7 +125,10 @@ async function request(method, path, { query, body, contentType, auth = true } =
   }
   if (res.ok) return res;
   const err = await errorFrom(res);
-  if (res.status === 401 && session) {
+  // A 401 ends the session it was sent with; one that a request of an
+  // earlier session brings back (sent before a logout) ends nothing.
+  const now = getSession();
+  if (res.status === 401 && session && now && now.token === session.token) {
     clearSession();
     if (unauthorizedHandler) unauthorizedHandler(err);
   }

@@ -228,6 +228,19 @@ async function logout() {
   }
 }
 
+// importView loads a view module, asking again (under another URL, since
+// the browser remembers a failed import) when the network dropped it.
+async function importView(path) {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await import(attempt === 0 ? path : `${path}?attempt=${attempt}`);
+    } catch (e) {
+      if (attempt >= 2) throw e;
+      await new Promise((resolve) => setTimeout(resolve, 500 * (attempt + 1)));
+    }
+  }
+}
+
 // ---- pages the app draws itself ---------------------------------------------
 
 function showLogin(root) {
@@ -477,6 +490,8 @@ function onTopics(topics) {
   const want = (current.view.topics || []).map(topicKey);
   const hit = topics.some((t) => t === 'all' || want.includes(topicKey(t)));
   if (!hit) return;
+  // The view is out of date from now until the refresh has drawn it.
+  delete shell.view.dataset.loaded;
   if (refreshTimer) clearTimeout(refreshTimer);
   refreshTimer = setTimeout(() => {
     refreshTimer = null;
@@ -520,7 +535,7 @@ async function boot() {
     if (ev.key === 'Escape') setNavOpen(false);
   });
 
-  const loaded = await Promise.allSettled(VIEW_MODULES.map((p) => import(p)));
+  const loaded = await Promise.allSettled(VIEW_MODULES.map(importView));
   views = loaded.map((r, i) => {
     if (r.status === 'fulfilled' && r.value && r.value.default && r.value.default.id) return r.value.default;
     const why = r.status === 'rejected' ? r.reason : 'no default export with an id';

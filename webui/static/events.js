@@ -2,8 +2,8 @@
 // carries the token; the server answers {"type":"ready"} and then
 // {"type":"changed","topics":[…]} whenever something changes. A lost
 // connection shows the live banner and is retried with backoff (1 s,
-// doubling to 15 s); after a reconnect subscribers hear "all", since
-// changes may have been missed while it was down.
+// doubling to 15 s); whenever the connection becomes ready subscribers hear
+// "all", since changes may have been missed before it was.
 
 import { getSession } from './api.js';
 import { eventsURL } from './prefs.js';
@@ -16,7 +16,6 @@ let socket = null;
 let running = false;
 let delay = MIN_DELAY;
 let timer = null;
-let everReady = false;
 let down = false;
 let onAuthError = null;
 
@@ -28,6 +27,14 @@ function setDown(isDown) {
   down = isDown;
   const el = banner();
   if (el) el.hidden = !isDown;
+  setLive(false);
+}
+
+// setLive marks the page while the connection is ready; tests wait for it
+// before acting on a view.
+function setLive(live) {
+  if (live) document.body.dataset.live = '1';
+  else delete document.body.dataset.live;
 }
 
 function notify(topics) {
@@ -75,11 +82,13 @@ function connect() {
     }
     if (!msg || typeof msg !== 'object') return;
     if (msg.type === 'ready') {
-      const wasDown = down || everReady;
-      everReady = true;
       delay = MIN_DELAY;
       setDown(false);
-      if (wasDown) notify(['all']);
+      setLive(true);
+      // Changes made before this connection was ready were not told to
+      // it: the first time because the view loaded before it, later
+      // because the connection was down.
+      notify(['all']);
     } else if (msg.type === 'changed') {
       notify(Array.isArray(msg.topics) ? msg.topics.map(String) : ['all']);
     } else if (msg.type === 'error') {
@@ -107,7 +116,6 @@ export function startEvents(authError) {
   onAuthError = authError || null;
   if (running) return;
   running = true;
-  everReady = false;
   delay = MIN_DELAY;
   connect();
 }

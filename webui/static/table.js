@@ -5,6 +5,10 @@
 import { h, clear, track } from './dom.js';
 import { settings } from './prefs.js';
 
+// RETRY_MS is how long an unreachable server is left before the table
+// asks again.
+const RETRY_MS = 3000;
+
 // localFetch pages an array that the API answers whole (pool features,
 // served devices) the same way the server pages its lists.
 // In-flight page loads of every table, so the app can wait for them.
@@ -134,6 +138,14 @@ export function pagedTable(opts) {
       error.hidden = false;
       clear(tbody);
       tbody.appendChild(h('tr', { class: 'empty' }, h('td', { colspan: columns.length }, 'Could not load the records.')));
+      // A server that could not be reached is asked again while the
+      // table is on screen; a refusal is shown until something changes.
+      if (e && e.code === 'unreachable') {
+        const my = seq;
+        setTimeout(() => {
+          if (el.isConnected && my === seq) pending(safeLoad(current));
+        }, RETRY_MS);
+      }
       if (opts.throwErrors) throw e;
     }
   }
