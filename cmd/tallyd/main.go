@@ -69,8 +69,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		fmt.Fprintf(stdout, "Cluster: node %s, raft on %s (%s)\n", d.nodeID, d.cluster.config.Advertise, d.cluster.how)
 	}
 	if cfg.Dev {
-		fmt.Fprintf(stdout, "Demo rights are installed. Try: tallyctl --server %s --insecure --password-file %s features\n",
-			d.url, filepath.Join(cfg.DataDir, initialPasswordFile))
+		// The hint names the password file only when the password is there.
+		login := "--password-file " + filepath.Join(cfg.DataDir, initialPasswordFile)
+		if _, err := os.Stat(filepath.Join(cfg.DataDir, initialPasswordFile)); err != nil {
+			login = "--password-file FILE"
+		}
+		fmt.Fprintf(stdout, "Demo rights are installed. Try: tallyctl --server %s --insecure %s features\n", d.url, login)
 	}
 
 	serveErr := make(chan error, 1)
