@@ -15,14 +15,15 @@
 //     that user space set (addr_assign_type other than 0) is not an identity,
 //     so ghw does not report it and neither does hw.
 //   - UUID: the DMI product UUID.
-//   - SERIAL: the board serial (DMI board_serial, or the device tree's
-//     serial-number on boards without DMI such as the Raspberry Pi), then the
-//     serial of every disk.
+//   - SERIAL: the system serial (DMI product_serial), the board serial (DMI
+//     board_serial, or the device tree's serial-number on boards without DMI
+//     such as the Raspberry Pi), then the serial of every disk.
 //
 // # Order
 //
 // HostIDs come in a stable order: ETHERNET by interface name, then UUID, then
-// SERIAL with the board first and the disks by device name. Names sort as
+// SERIAL with the system's (SMBIOS type 1) first, then the board's and the
+// disks' by device name. Names sort as
 // plain strings ("eth10" before "eth2"). A value already listed with the same
 // type is not listed again.
 //

@@ -8,12 +8,15 @@ import (
 
 // firmware is what the DMI tables or the device tree say about the machine.
 type firmware struct {
-	dmi         bool   // /sys/class/dmi/id is readable
-	deviceTree  string // the device tree directory under the root, "" when there is none
-	vendor      string
-	product     string
-	uuid        string
-	boardSerial string
+	dmi        bool   // /sys/class/dmi/id is readable
+	deviceTree string // the device tree directory under the root, "" when there is none
+	vendor     string
+	product    string
+	uuid       string
+	// systemSerial is the SMBIOS system (type 1) serial, boardSerial the
+	// baseboard's (type 2) or the device tree's.
+	systemSerial string
+	boardSerial  string
 }
 
 // deviceTreeDirs are where Linux shows the device tree, in the order hw
@@ -29,11 +32,12 @@ func deviceTreeDirs() [][]string {
 // missing from a device tree that ghw did not read.
 func readFirmware(fs sysfs, product *ghw.ProductInfo, board *ghw.BaseboardInfo) firmware {
 	fw := firmware{
-		dmi:         fs.isDir("sys", "class", "dmi", "id"),
-		vendor:      present(product.Vendor),
-		product:     present(product.Name),
-		uuid:        present(product.UUID),
-		boardSerial: present(board.SerialNumber),
+		dmi:          fs.isDir("sys", "class", "dmi", "id"),
+		vendor:       present(product.Vendor),
+		product:      present(product.Name),
+		uuid:         present(product.UUID),
+		systemSerial: present(product.SerialNumber),
+		boardSerial:  present(board.SerialNumber),
 	}
 	for _, dir := range deviceTreeDirs() {
 		if fs.isDir(dir...) {

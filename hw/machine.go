@@ -88,7 +88,7 @@ func Detect(cfg Config) (Machine, error) {
 	var ids idList
 	ids.add(hostid.Ethernet, ethernetAddresses(fs, net.NICs)...)
 	ids.add(hostid.UUID, fw.uuid)
-	ids.add(hostid.Serial, fw.boardSerial)
+	ids.add(hostid.Serial, fw.systemSerial, fw.boardSerial)
 	ids.add(hostid.Serial, diskSerials(fs, block.Disks)...)
 
 	return Machine{

@@ -37,6 +37,7 @@ var fixtures = map[string]Machine{
 			eth("3c:ec:ef:12:34:57"), // enp3s0, upper case in sysfs
 			eth("3c:ec:ef:12:34:56"), // eth0
 			uuid("00000000-0000-0000-0000-ac1f6b123456"),
+			serial("S123456X9A12345"), // system (SMBIOS type 1)
 			serial("ZM19AS012345"),    // board
 			serial("S4EWNX0R912345K"), // nvme0n1, from sysfs
 			serial("S62ANJ0R123456X"), // sda, from udev's ID_SERIAL_SHORT
