@@ -415,28 +415,32 @@ func (c *Client) roundTrip(ctx context.Context, typ string, body any) (uint64, E
 	}
 	select {
 	case env := <-reply:
-		if env.Type == TypeError {
-			e := &Error{}
-			if err := json.Unmarshal(env.Body, e); err != nil {
-				return 0, Envelope{}, fmt.Errorf("%w: error body: %w", ErrProtocol, err)
-			}
-			return 0, Envelope{}, e
-		}
-		return id, env, nil
+		return answer(id, env)
 	case <-ctx.Done():
 		forget()
 		return 0, Envelope{}, ctx.Err()
 	case <-c.done:
-		// The reply may have arrived just before the end.
+		// The reply, an error included (the server's refusal that came
+		// with the close), may have arrived just before the end.
 		select {
 		case env := <-reply:
-			if env.Type != TypeError {
-				return id, env, nil
-			}
+			return answer(id, env)
 		default:
 		}
 		return 0, Envelope{}, c.Err()
 	}
+}
+
+// answer returns the reply to request id, or the server's error in it.
+func answer(id uint64, env Envelope) (uint64, Envelope, error) {
+	if env.Type != TypeError {
+		return id, env, nil
+	}
+	e := &Error{}
+	if err := json.Unmarshal(env.Body, e); err != nil {
+		return 0, Envelope{}, fmt.Errorf("%w: error body: %w", ErrProtocol, err)
+	}
+	return 0, Envelope{}, e
 }
 
 // readLoop dispatches replies to their waiters and pushes to Pushes.
