@@ -2,8 +2,14 @@
 
 GO       ?= go
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS  := -s -w -X main.buildVersion=$(VERSION)
-BUILD    := CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)'
+# The binaries are reproducible: a commit gives the same bytes on any machine
+# with the same Go. -trimpath drops the paths of the build machine, -buildid=
+# the build ID, -buildvcs=false Go's VCS stamp (VERSION names the commit).
+# cmd/tallyd/build_test.go builds with these flags too (make print-build-flags).
+BUILDENV   := CGO_ENABLED=0
+BUILDFLAGS := -trimpath -buildvcs=false
+LDFLAGS    := -s -w -buildid= -X main.buildVersion=$(VERSION)
+BUILD      := $(BUILDENV) $(GO) build $(BUILDFLAGS) -ldflags '$(LDFLAGS)'
 CMDS     := tallyd tallyctl tally-agent tally-backoffice
 TARGETS  := linux/amd64 linux/arm64 linux/arm
 FUZZTIME ?= 30s
@@ -18,15 +24,16 @@ build:
 	@mkdir -p bin
 	$(foreach c,$(CMDS),$(BUILD) -o bin/$(c) ./cmd/$(c) &&) true
 
-## cross: static binaries for linux/amd64, linux/arm64 and linux/arm (GOARM=7), into dist/
+## cross: static binaries for linux/amd64, linux/arm64 and linux/arm (GOARM=7),
+## reproducible, into dist/OS-ARCH/, and their SHA-256 sums in dist/SHA256SUMS
 cross:
 	@set -e; for t in $(TARGETS); do \
 		os=$${t%/*}; arch=$${t#*/}; dir=dist/$$os-$$arch; mkdir -p $$dir; \
-		for c in $(CMDS); do \
-			GOOS=$$os GOARCH=$$arch GOARM=7 $(BUILD) -o $$dir/$$c ./cmd/$$c; \
-		done; \
+		GOOS=$$os GOARCH=$$arch GOARM=7 $(BUILD) -o $$dir/ $(CMDS:%=./cmd/%); \
 		echo "built $$dir"; \
 	done
+	@cd dist && sha256sum $(foreach t,$(TARGETS),$(CMDS:%=$(subst /,-,$(t))/%)) >SHA256SUMS
+	@echo "wrote dist/SHA256SUMS"
 
 ## test: the whole test suite (unit, property, fuzz seeds, integration)
 test:
