@@ -140,6 +140,18 @@ func TestWebUI(t *testing.T) {
 		}
 	})
 
+	step(t, "a refused form shows the error at its field", func() {
+		b.open("keys")
+		b.fill(`[data-test=key-type]`, "MASS")
+		b.fill(`[data-test=key-password]`, "short")
+		b.click(`[data-test=key-create]`)
+		b.waitFor("the password's error", func() bool { return b.text(`[data-test=error-secret]`) != "" })
+		if n := b.count(`table[data-test=table-keys] tr[data-test=row]`); n != 1 {
+			t.Errorf("%d keys after a refused mass key, want the one-time key alone", n)
+		}
+		b.checkErrors("status of 400")
+	})
+
 	step(t, "export licensing ID", func() {
 		b.open("licensingid")
 		b.waitText("#view", r.fingerprint)

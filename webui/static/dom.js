@@ -74,9 +74,10 @@ export function fieldName(input) {
 let errorSeq = 0;
 
 // fieldError shows message next to input as [data-test=error-<name>] (or
-// removes it when message is empty) and marks the input invalid.
-export function fieldError(input, message) {
-  const name = fieldName(input);
+// removes it when message is empty) and marks the input invalid. name is
+// the field's (default fieldName(input)); input may also be the element
+// that holds a group of controls.
+export function fieldError(input, message, name = fieldName(input)) {
   let err = null;
   const next = input.nextElementSibling;
   if (next && next.dataset.test === `error-${name}`) err = next;

@@ -7,8 +7,8 @@
 // data-test="error-<field>" and sits right after the field; a form-wide
 // error carries data-test="form-error".
 
-import { h, clear, track } from '../dom.js';
-import { field as formField } from '../form.js';
+import { h, clear, track, fieldError, clearErrors } from '../dom.js';
+import { field as formField, formError } from '../form.js';
 import { fmtDateTime, details, pill } from '../format.js';
 import { localFetch } from '../table.js';
 
@@ -31,41 +31,18 @@ export function codeOf(err) {
 // setFieldError shows message next to anchor (the field, or the element
 // that holds it) as [data-test=error-<field>], replacing an earlier one.
 export function setFieldError(anchor, field, message) {
-  const parent = anchor.parentNode;
-  let el = parent ? parent.querySelector(':scope > [data-test="error-' + cssEscape(field) + '"]') : null;
-  if (!el) {
-    el = h('div', { class: 'field-error', role: 'alert', 'data-test': 'error-' + field });
-    if (parent) parent.insertBefore(el, anchor.nextSibling);
-  }
-  el.textContent = message;
-  if (anchor.setAttribute && isField(anchor)) anchor.setAttribute('aria-invalid', 'true');
-  return el;
+  return fieldError(anchor, message, field);
 }
 
 // setFormError shows message as the form-wide error of container
 // ([data-test=form-error], first child of the container).
 export function setFormError(container, message) {
-  let el = container.querySelector(':scope > [data-test="form-error"]');
-  if (!el) {
-    el = h('div', { class: 'form-error', role: 'alert', 'data-test': 'form-error' });
-    container.insertBefore(el, container.firstChild);
-  }
-  el.textContent = message;
-  return el;
+  return formError(container, message);
 }
 
 // clearErrorsIn removes every field and form error inside container.
 export function clearErrorsIn(container) {
-  for (const el of container.querySelectorAll('[data-test^="error-"], [data-test="form-error"]')) el.remove();
-  for (const el of container.querySelectorAll('[aria-invalid]')) el.removeAttribute('aria-invalid');
-}
-
-function isField(el) {
-  return el.tagName === 'INPUT' || el.tagName === 'SELECT' || el.tagName === 'TEXTAREA';
-}
-
-function cssEscape(s) {
-  return (window.CSS && CSS.escape) ? CSS.escape(s) : String(s).replace(/["\\]/g, '\\$&');
+  clearErrors(container);
 }
 
 // ---------------------------------------------------------------- forms
@@ -164,7 +141,7 @@ function focusedControl(root) {
 }
 
 function refocus(root, f) {
-  for (const el of root.querySelectorAll('[data-test="' + cssEscape(f.test) + '"]')) {
+  for (const el of root.querySelectorAll('[data-test="' + CSS.escape(f.test) + '"]')) {
     const row = el.closest('[data-key]');
     if ((row ? row.dataset.key : null) !== f.key || el.disabled) continue;
     el.focus();
