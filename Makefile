@@ -39,23 +39,17 @@ cross:
 test:
 	$(GO) test -count=1 ./...
 
-## bench: the benchmarks of DESIGN.md section 8 that exist so far, into
-## bench/bench.out with the commit, date and machine. The engine runs on one
-## core; the network benchmarks use every core, with the load generator in
-## the same process (BenchmarkTLSRoundTripFloor shows what the machine
-## allows before any Tally code runs).
+## bench: every target of DESIGN.md section 8, measured by deploy/bench
+## (the Go benchmarks through go test -json, and the real binaries built as
+## make cross builds them), into bench/REPORT.md and bench/report.json with
+## the machine, commit and date, each figure beside its target. BENCH_SHORT=1
+## runs small loads that finish in a few minutes; BENCH_IDLE=N sets the idle
+## device connections (default 100,000); BENCHFLAGS passes more flags
+## (go run ./deploy/bench -h lists them).
 BENCHCOUNT ?= 3
+BENCHFLAGS ?=
 bench:
-	@mkdir -p bench
-	@{ echo "commit: $$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"; \
-	   echo "date: $$(date -u +%Y-%m-%dT%H:%M:%SZ)"; \
-	   echo "machine: $$(nproc) cores, $$(free -g 2>/dev/null | awk '/Mem:/{print $$2}') GiB, $$($(GO) version)"; \
-	   $(GO) test -p 1 -run '^$$' -bench . -benchmem -cpu 1 -count $(BENCHCOUNT) ./core/...; \
-	   $(GO) test -p 1 -run '^$$' -bench ApplyDurable -count $(BENCHCOUNT) ./raft/; \
-	   $(GO) test -p 1 -run '^$$' -bench 'WebSocket|TLSRoundTripFloor' -benchtime 40000x -count $(BENCHCOUNT) ./transport/device/ ./cmd/tallyd/; \
-	   $(GO) test -p 1 -run '^$$' -bench 'DiscoverOffer|ResponderRate' -count $(BENCHCOUNT) ./transport/discovery/; \
-	   $(GO) test -p 1 -run '^$$' -bench 'ListDevices10k|ListFeatures1k' -count $(BENCHCOUNT) ./transport/; \
-	} | tee bench/bench.out
+	$(GO) run ./deploy/bench -out bench -count $(BENCHCOUNT) $(BENCHFLAGS)
 
 ## screenshots: the browser tests again, saving the main views of the web
 ## UI into docs/screenshots
@@ -82,7 +76,7 @@ fuzz:
 	done
 
 clean:
-	rm -rf bin dist bench/bench.out
+	rm -rf bin dist
 
 # The appliance's targets (firmware, images, containers, e2e) live in make/;
 # included last so that all stays the default goal.

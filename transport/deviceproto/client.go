@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -40,6 +41,10 @@ type ClientConfig struct {
 	TLS *tls.Config
 	// Header is sent with the WebSocket handshake.
 	Header http.Header
+	// NetDialContext, when set, opens the TCP connection (e.g. from a
+	// chosen local address, as the benchmark of idle devices does); nil
+	// uses net.Dialer.
+	NetDialContext func(ctx context.Context, network, addr string) (net.Conn, error)
 	// Hello is what the device says about itself. Protocol is filled in
 	// when empty.
 	Hello Hello
@@ -139,6 +144,7 @@ func Dial(ctx context.Context, url string, cfg ClientConfig) (*Client, error) {
 		ReadBufferSize:   4096,
 		WriteBufferSize:  4096,
 		Proxy:            http.ProxyFromEnvironment,
+		NetDialContext:   cfg.NetDialContext,
 	}
 	ws, resp, err := d.DialContext(ctx, url, cfg.Header)
 	if err != nil {
