@@ -7,10 +7,9 @@
 // [data-test=account-confirm], [data-test=account-submit]; errors
 // [data-test=error-current|new|confirm], [data-test=form-error].
 
-import { h } from '../dom.js';
-import {
-  busy, clearErrorsIn, codeOf, dl, field, input, messageOf, mount, note, section, setFieldError, setFormError,
-} from './widgets.js';
+import { h, fieldError, clearErrors } from '../dom.js';
+import { formError } from '../form.js';
+import { busy, codeOf, dl, field, input, messageOf, mount, note, section } from './widgets.js';
 import { checkPassword } from './users.js';
 
 export default {
@@ -47,22 +46,22 @@ export default {
 
     form.addEventListener('submit', async (ev) => {
       ev.preventDefault();
-      clearErrorsIn(form);
+      clearErrors(form);
       let bad = false;
       if (current.value === '') {
-        setFieldError(current, 'current', 'Enter your current password.');
+        fieldError(current, 'Enter your current password.', 'current');
         bad = true;
       }
       const problem = checkPassword(next.value);
       if (problem) {
-        setFieldError(next, 'new', problem);
+        fieldError(next, problem, 'new');
         bad = true;
       } else if (next.value === current.value) {
-        setFieldError(next, 'new', 'Choose a password other than the current one.');
+        fieldError(next, 'Choose a password other than the current one.', 'new');
         bad = true;
       }
       if (!problem && confirm.value !== next.value) {
-        setFieldError(confirm, 'confirm', 'The two new passwords differ.');
+        fieldError(confirm, 'The two new passwords differ.', 'confirm');
         bad = true;
       }
       if (bad) return;
@@ -78,9 +77,9 @@ export default {
         } catch (err) {
           const msg = messageOf(err);
           const code = codeOf(err);
-          if (code === 'bad_credentials') setFieldError(current, 'current', 'The current password is wrong.');
-          else if (code === 'weak_password') setFieldError(next, 'new', msg);
-          else setFormError(form, msg);
+          if (code === 'bad_credentials') fieldError(current, 'The current password is wrong.', 'current');
+          else if (code === 'weak_password') fieldError(next, msg, 'new');
+          else formError(form, msg);
         }
       });
     });

@@ -8,9 +8,9 @@
 // [data-test=clientkey-upload], [data-test=clientkey-result], the error
 // [data-test=error-clientKey].
 
-import { h } from '../dom.js';
+import { h, fieldError, clearErrors } from '../dom.js';
 import {
-  busy, clearErrorsIn, dl, field, messageOf, mount, note, resultBox, section, setFieldError, showResult,
+  busy, dl, field, messageOf, mount, note, resultBox, section, showResult,
 } from './widgets.js';
 
 const MAX_BYTES = 4096;
@@ -51,11 +51,11 @@ function uploadSection(root, ctx, state, present) {
     h('div', { class: 'actions' }, submit));
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
-    clearErrorsIn(form);
+    clearErrors(form);
     const f = file.files && file.files[0];
     const problem = await check(f);
     if (problem) {
-      setFieldError(file, 'clientKey', problem);
+      fieldError(file, problem, 'clientKey');
       return;
     }
     await busy(submit, async () => {
@@ -67,7 +67,7 @@ function uploadSection(root, ctx, state, present) {
         const cur = root.querySelector('[data-test="clientkey-result"]');
         if (cur) showResult(cur, { kind: 'ok', text: state.result });
       } catch (err) {
-        setFieldError(file, 'clientKey', messageOf(err));
+        fieldError(file, messageOf(err), 'clientKey');
       }
     });
   });

@@ -14,11 +14,11 @@
 // [data-test=token-copy], [data-test=token-dismiss]. Errors:
 // [data-test=error-description|ttlSeconds], [data-test=form-error].
 
-import { h } from '../dom.js';
+import { h, fieldError, clearErrors } from '../dom.js';
+import { formError } from '../form.js';
 import { pagedTable } from '../table.js';
 import {
-  busy, clearErrorsIn, clientPage, codeOf, copyButton, dl, field, fmtTime, forget, input, keep, messageOf,
-  mount, note, pill, ready, refreshView, section, setFieldError, setFormError,
+  busy, clientPage, codeOf, copyButton, dl, field, fmtTime, forget, input, keep, messageOf, mount, note, pill, ready, refreshView, section,
 } from './widgets.js';
 
 const MAX_TTL_HOURS = 168;
@@ -217,14 +217,14 @@ function createForm(view) {
     h('div', { class: 'actions' }, submit));
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
-    clearErrorsIn(form);
+    clearErrors(form);
     const hours = Number(ttl.value);
     if (ttl.value.trim() === '' || !Number.isFinite(hours) || hours <= 0 || hours > MAX_TTL_HOURS) {
-      setFieldError(ttl, 'ttlSeconds', `Enter a number of hours above 0 and at most ${MAX_TTL_HOURS}.`);
+      fieldError(ttl, `Enter a number of hours above 0 and at most ${MAX_TTL_HOURS}.`, 'ttlSeconds');
       return;
     }
     if (/[\u0000-\u001f\u007f]/.test(description.value)) { // eslint-disable-line no-control-regex
-      setFieldError(description, 'description', 'No control characters.');
+      fieldError(description, 'No control characters.', 'description');
       return;
     }
     await busy(submit, async () => {
@@ -238,9 +238,9 @@ function createForm(view) {
         await refreshView(clusterView, view.root, ctx);
       } catch (err) {
         const msg = messageOf(err);
-        if (codeOf(err) === 'invalid_join_token' && /ttl/i.test(msg)) setFieldError(ttl, 'ttlSeconds', msg);
-        else if (codeOf(err) === 'invalid_join_token' && /description/i.test(msg)) setFieldError(description, 'description', msg);
-        else setFormError(form, msg);
+        if (codeOf(err) === 'invalid_join_token' && /ttl/i.test(msg)) fieldError(ttl, msg, 'ttlSeconds');
+        else if (codeOf(err) === 'invalid_join_token' && /description/i.test(msg)) fieldError(description, msg, 'description');
+        else formError(form, msg);
       }
     });
   });

@@ -15,11 +15,11 @@
 // node has no discovery. Errors: [data-test=error-targets],
 // [data-test=error-timeoutSeconds], [data-test=form-error].
 
-import { h } from '../dom.js';
+import { h, fieldError, clearErrors } from '../dom.js';
+import { formError } from '../form.js';
 import { pagedTable } from '../table.js';
 import {
-  busy, clearErrorsIn, codeOf, field, fmtTime, input, keep, messageOf, mount, note, pill, ready, section, setFieldError,
-  setFormError, stillShown,
+  busy, codeOf, field, fmtTime, input, keep, messageOf, mount, note, pill, ready, section, stillShown,
 } from './widgets.js';
 
 const POLL_MS = 500;
@@ -124,15 +124,15 @@ function scanForm(view, status) {
     h('div', { class: 'actions' }, start));
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
-    clearErrorsIn(form);
+    clearErrors(form);
     const list = splitTargets(targets.value);
     const bad = list.map(checkTarget).find(Boolean);
     if (bad) {
-      setFieldError(targets, 'targets', bad);
+      fieldError(targets, bad, 'targets');
       return;
     }
     if (list.length > 4096) {
-      setFieldError(targets, 'targets', 'At most 4096 addresses.');
+      fieldError(targets, 'At most 4096 addresses.', 'targets');
       return;
     }
     const body = {};
@@ -140,7 +140,7 @@ function scanForm(view, status) {
     if (timeout.value.trim() !== '') {
       const t = Number(timeout.value);
       if (!Number.isFinite(t) || t <= 0 || t > 300) {
-        setFieldError(timeout, 'timeoutSeconds', 'Enter a number of seconds above 0 and at most 300.');
+        fieldError(timeout, 'Enter a number of seconds above 0 and at most 300.', 'timeoutSeconds');
         return;
       }
       body.timeoutSeconds = t;
@@ -155,9 +155,9 @@ function scanForm(view, status) {
       } catch (err) {
         const msg = messageOf(err);
         const code = codeOf(err);
-        if (code === 'bad_target' || code === 'too_many_targets') setFieldError(targets, 'targets', msg);
-        else if (code === 'bad_timeout') setFieldError(timeout, 'timeoutSeconds', msg);
-        else setFormError(form, msg);
+        if (code === 'bad_target' || code === 'too_many_targets') fieldError(targets, msg, 'targets');
+        else if (code === 'bad_timeout') fieldError(timeout, msg, 'timeoutSeconds');
+        else formError(form, msg);
       }
     });
     // A scan runs now: the button stays off until it ends.

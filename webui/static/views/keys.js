@@ -17,11 +17,11 @@
 // [data-test=error-type|count|secret|description|edit-description],
 // [data-test=form-error].
 
-import { h } from '../dom.js';
+import { h, fieldError, clearErrors } from '../dom.js';
+import { formError } from '../form.js';
 import { pagedTable } from '../table.js';
 import {
-  busy, clearErrorsIn, clientPage, codeOf, copyButton, field, fmtTime, forget, hostidText, input, keep,
-  messageOf, mount, note, pill, ready, section, select, setFieldError, setFormError,
+  busy, clientPage, codeOf, copyButton, field, fmtTime, forget, hostidText, input, keep, messageOf, mount, note, pill, ready, section, select,
 } from './widgets.js';
 
 const MAX_COUNT = 10000;
@@ -232,10 +232,10 @@ function descriptionCell(view, k) {
     });
     form.addEventListener('submit', async (ev) => {
       ev.preventDefault();
-      clearErrorsIn(form);
+      clearErrors(form);
       const problem = checkDescription(inp.value);
       if (problem) {
-        setFieldError(inp, 'edit-description', problem);
+        fieldError(inp, problem, 'edit-description');
         return;
       }
       await busy(save, async () => {
@@ -247,7 +247,7 @@ function descriptionCell(view, k) {
           showView();
           ctx.toast('Description saved');
         } catch (err) {
-          setFieldError(inp, 'edit-description', messageOf(err));
+          fieldError(inp, messageOf(err), 'edit-description');
         }
       });
     });
@@ -347,27 +347,27 @@ function createSection(view) {
     h('div', { class: 'actions' }, submit));
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
-    clearErrorsIn(form);
+    clearErrors(form);
     const body = { type: type.value, description: description.value };
     let bad = false;
     if (type.value === 'ONE_TIME') {
       const n = quantity.value.trim();
       if (!/^\d+$/.test(n) || Number(n) < 1 || Number(n) > MAX_COUNT) {
-        setFieldError(quantity, 'count', `Enter a whole number from 1 to ${MAX_COUNT}.`);
+        fieldError(quantity, `Enter a whole number from 1 to ${MAX_COUNT}.`, 'count');
         bad = true;
       }
       body.count = Number(n);
     } else if (password.value !== '') {
       const problem = checkSecret(password.value);
       if (problem) {
-        setFieldError(password, 'secret', problem);
+        fieldError(password, problem, 'secret');
         bad = true;
       }
       body.secret = password.value;
     }
     const dp = checkDescription(description.value);
     if (dp) {
-      setFieldError(description, 'description', dp);
+      fieldError(description, dp, 'description');
       bad = true;
     }
     if (bad) return;
@@ -385,12 +385,12 @@ function createSection(view) {
       } catch (err) {
         const msg = messageOf(err);
         const code = codeOf(err);
-        if (code === 'duplicate_key_secret') setFieldError(password, 'secret', msg);
-        else if ((code === 'invalid_key' || code === 'bad_json') && /count|made one at a time/i.test(msg)) setFieldError(quantity, 'count', msg);
-        else if (code === 'invalid_key' && /secret|password/i.test(msg)) setFieldError(password, 'secret', msg);
-        else if (code === 'invalid_key' && /description/i.test(msg)) setFieldError(description, 'description', msg);
-        else if ((code === 'invalid_key' || code === 'bad_json') && /type/i.test(msg)) setFieldError(type, 'type', msg);
-        else setFormError(form, msg);
+        if (code === 'duplicate_key_secret') fieldError(password, msg, 'secret');
+        else if ((code === 'invalid_key' || code === 'bad_json') && /count|made one at a time/i.test(msg)) fieldError(quantity, msg, 'count');
+        else if (code === 'invalid_key' && /secret|password/i.test(msg)) fieldError(password, msg, 'secret');
+        else if (code === 'invalid_key' && /description/i.test(msg)) fieldError(description, msg, 'description');
+        else if ((code === 'invalid_key' || code === 'bad_json') && /type/i.test(msg)) fieldError(type, msg, 'type');
+        else formError(form, msg);
       }
     });
   });

@@ -21,10 +21,10 @@
 // [data-test=error-count], [data-test=error-response],
 // [data-test=error-rights], [data-test=error-request].
 
-import { h } from '../dom.js';
+import { h, fieldError, clearErrors } from '../dom.js';
+import { formError } from '../form.js';
 import {
-  busy, clearErrorsIn, codeOf, dl, field, fmtTime, input, keep, messageOf, mount, note, pill, section, setFieldError,
-  setFormError, forget, postForFile, resultBox, showResult,
+  busy, codeOf, dl, field, fmtTime, input, keep, messageOf, mount, note, pill, section, forget, postForFile, resultBox, showResult,
 } from './widgets.js';
 
 const MAX_COUNT = 1000000000;
@@ -116,14 +116,14 @@ function requestSection(root, ctx, state, can) {
     const btn = h('button', { type: 'button', class: 'btn', 'data-write': '', 'data-test': 'offline-request' },
       'Download capability request');
     btn.addEventListener('click', () => busy(btn, async () => {
-      clearErrorsIn(btn.parentNode);
+      clearErrors(btn.parentNode);
       try {
         const got = await ctx.api.download('/api/v1/offline/request', null);
         state.results.request = { kind: 'ok', text: `Capability request downloaded${got && got.filename ? ' as ' + got.filename : ''}. Take it to the back office.` };
         ctx.toast('Capability request downloaded');
       } catch (err) {
         state.results.request = null;
-        setFieldError(btn, 'request', messageOf(err));
+        fieldError(btn, messageOf(err), 'request');
       }
       replaceResult(btn, 'request-result', state.results.request);
     }));
@@ -160,22 +160,22 @@ function activationSection(root, ctx, state, can) {
 }
 
 async function generateActivation(ctx, state, form, id, count, submit) {
-  clearErrorsIn(form);
+  clearErrors(form);
   const activationId = id.value.trim();
   const n = count.value.trim();
   let bad = false;
   if (activationId === '') {
-    setFieldError(id, 'activationId', 'Enter the activation ID.');
+    fieldError(id, 'Enter the activation ID.', 'activationId');
     bad = true;
   } else if (new TextEncoder().encode(activationId).length > 128) {
-    setFieldError(id, 'activationId', 'At most 128 characters.');
+    fieldError(id, 'At most 128 characters.', 'activationId');
     bad = true;
   } else if (/[\u0000-\u001f\u007f]/.test(activationId)) { // eslint-disable-line no-control-regex
-    setFieldError(id, 'activationId', 'No control characters.');
+    fieldError(id, 'No control characters.', 'activationId');
     bad = true;
   }
   if (!/^\d+$/.test(n) || Number(n) > MAX_COUNT) {
-    setFieldError(count, 'count', `Enter a whole number from 0 to ${MAX_COUNT}.`);
+    fieldError(count, `Enter a whole number from 0 to ${MAX_COUNT}.`, 'count');
     bad = true;
   }
   if (bad) return;
@@ -191,10 +191,10 @@ async function generateActivation(ctx, state, form, id, count, submit) {
       replaceResult(form, 'activation-result', state.results.activation);
     } catch (err) {
       const msg = messageOf(err);
-      if (codeOf(err) === 'invalid_activation' && /asks for|count/i.test(msg)) setFieldError(count, 'count', msg);
-      else if (codeOf(err) === 'invalid_activation') setFieldError(id, 'activationId', msg);
-      else if (codeOf(err) === 'bad_json' && /count/.test(msg)) setFieldError(count, 'count', msg);
-      else setFormError(form, msg);
+      if (codeOf(err) === 'invalid_activation' && /asks for|count/i.test(msg)) fieldError(count, msg, 'count');
+      else if (codeOf(err) === 'invalid_activation') fieldError(id, msg, 'activationId');
+      else if (codeOf(err) === 'bad_json' && /count/.test(msg)) fieldError(count, msg, 'count');
+      else formError(form, msg);
     }
   });
 }
@@ -215,14 +215,14 @@ function uploadForm({ ctx, state, name, fileTest, buttonTest, label, accept, sen
     h('div', { class: 'actions' }, submit));
   form.addEventListener('submit', (ev) => {
     ev.preventDefault();
-    clearErrorsIn(form);
+    clearErrors(form);
     const f = file.files && file.files[0];
     if (!f) {
-      setFieldError(file, name, 'Choose a file first.');
+      fieldError(file, 'Choose a file first.', name);
       return;
     }
     if (f.size === 0) {
-      setFieldError(file, name, 'The file is empty.');
+      fieldError(file, 'The file is empty.', name);
       return;
     }
     busy(submit, async () => {
@@ -232,7 +232,7 @@ function uploadForm({ ctx, state, name, fileTest, buttonTest, label, accept, sen
         file.value = '';
       } catch (err) {
         state.results[resultKey] = null;
-        setFieldError(file, name, messageOf(err));
+        fieldError(file, messageOf(err), name);
       }
       replaceResult(form, resultTest, state.results[resultKey]);
     });

@@ -17,10 +17,10 @@
 // keyed TYPE/VALUE, the one in use with [data-test=hostid-in-use]: a table
 // inside the properties table would add its rows to the properties'.
 
-import { h } from '../dom.js';
+import { h, fieldError, clearErrors } from '../dom.js';
+import { formError } from '../form.js';
 import {
-  button, codeOf, clearErrorsIn, fmtSeconds, forget, keep, messageOf, mount, note, parseDuration, pill,
-  section, select, setFieldError, setFormError, stillShown,
+  button, codeOf, fmtSeconds, forget, keep, messageOf, mount, note, parseDuration, pill, section, select, stillShown,
 } from './widgets.js';
 
 // The groups in the order they are shown. A property falls in the first
@@ -267,11 +267,11 @@ function propertyRow(root, ctx, state, p, admin) {
 
 async function saveProperty(root, ctx, state, p, el, btn) {
   const cell = el.parentNode;
-  clearErrorsIn(cell);
+  clearErrors(cell);
   const value = el.tagName === 'INPUT' && p.kind !== 'string' ? el.value.trim() : el.value;
   const problem = validate(p, value);
   if (problem) {
-    setFieldError(el, p.name, problem);
+    fieldError(el, problem, p.name);
     el.focus();
     return;
   }
@@ -288,10 +288,10 @@ async function saveProperty(root, ctx, state, p, el, btn) {
   } catch (err) {
     const cur = current(root, p.name) || el;
     if (cur.parentNode) {
-      clearErrorsIn(cur.parentNode);
-      setFieldError(cur, p.name, messageOf(err));
+      clearErrors(cur.parentNode);
+      fieldError(cur, messageOf(err), p.name);
     } else if (stillShown(root, 'properties')) {
-      setFormError(root, messageOf(err));
+      formError(root, messageOf(err));
     }
     if (codeOf(err) === 'property_locked') ctx.toast(`${p.name} is locked by the producer`, 'error');
   } finally {

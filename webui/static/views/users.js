@@ -12,11 +12,11 @@
 // [data-test=error-name|password|roles|edit-roles|edit-password],
 // [data-test=form-error].
 
-import { h } from '../dom.js';
+import { h, fieldError, clearErrors } from '../dom.js';
+import { formError } from '../form.js';
 import { pagedTable } from '../table.js';
 import {
-  busy, clearErrorsIn, clientPage, codeOf, field, fmtTime, forget, input, keep, messageOf, mount, pill, ready, refreshView, section,
-  setFieldError, setFormError,
+  busy, clientPage, codeOf, field, fmtTime, forget, input, keep, messageOf, mount, pill, ready, refreshView, section,
 } from './widgets.js';
 
 export const ROLES = ['ADMIN', 'READ', 'RESERVATIONS', 'OFFLINE', 'DROPDEVICE', 'KEYS'];
@@ -146,20 +146,20 @@ function createSection(view) {
     h('div', { class: 'actions' }, submit));
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
-    clearErrorsIn(form);
+    clearErrors(form);
     let bad = false;
     if (!NAME_RE.test(name.value)) {
-      setFieldError(name, 'name', name.value === '' ? 'Enter a name.' : 'Letters, digits and . _ @ - only, at most 64.');
+      fieldError(name, name.value === '' ? 'Enter a name.' : 'Letters, digits and . _ @ - only, at most 64.', 'name');
       bad = true;
     }
     const pp = checkPassword(password.value);
     if (pp) {
-      setFieldError(password, 'password', pp);
+      fieldError(password, pp, 'password');
       bad = true;
     }
     const picked = roles.value();
     if (picked.length === 0) {
-      setFieldError(roles.group, 'roles', 'Choose at least one role.');
+      fieldError(roles.group, 'Choose at least one role.', 'roles');
       bad = true;
     }
     if (bad) return;
@@ -174,11 +174,11 @@ function createSection(view) {
       } catch (err) {
         const msg = messageOf(err);
         const code = codeOf(err);
-        if (code === 'user_exists') setFieldError(name, 'name', msg);
-        else if (code === 'weak_password') setFieldError(password, 'password', msg);
-        else if (code === 'invalid_user' && /role/i.test(msg)) setFieldError(roles.group, 'roles', msg);
-        else if (code === 'invalid_user') setFieldError(name, 'name', msg);
-        else setFormError(form, msg);
+        if (code === 'user_exists') fieldError(name, msg, 'name');
+        else if (code === 'weak_password') fieldError(password, msg, 'password');
+        else if (code === 'invalid_user' && /role/i.test(msg)) fieldError(roles.group, msg, 'roles');
+        else if (code === 'invalid_user') fieldError(name, msg, 'name');
+        else formError(form, msg);
       }
     });
   });
@@ -200,10 +200,10 @@ function fillEditor(view) {
   const rolesForm = h('form', { class: 'form', novalidate: '' }, roles.group, h('div', { class: 'actions' }, saveRoles));
   rolesForm.addEventListener('submit', async (ev) => {
     ev.preventDefault();
-    clearErrorsIn(rolesForm);
+    clearErrors(rolesForm);
     const picked = roles.value();
     if (picked.length === 0) {
-      setFieldError(roles.group, 'edit-roles', 'Choose at least one role.');
+      fieldError(roles.group, 'Choose at least one role.', 'edit-roles');
       return;
     }
     await busy(saveRoles, async () => {
@@ -213,7 +213,7 @@ function fillEditor(view) {
         ctx.toast(`Roles of ${u.name} saved`);
         await refresh(view);
       } catch (err) {
-        setFieldError(roles.group, 'edit-roles', messageOf(err));
+        fieldError(roles.group, messageOf(err), 'edit-roles');
       }
     });
   });
@@ -227,10 +227,10 @@ function fillEditor(view) {
     h('div', { class: 'actions' }, savePw));
   pwForm.addEventListener('submit', async (ev) => {
     ev.preventDefault();
-    clearErrorsIn(pwForm);
+    clearErrors(pwForm);
     const problem = checkPassword(pw.value);
     if (problem) {
-      setFieldError(pw, 'edit-password', problem);
+      fieldError(pw, problem, 'edit-password');
       return;
     }
     await busy(savePw, async () => {
@@ -239,7 +239,7 @@ function fillEditor(view) {
         pw.value = '';
         ctx.toast(`Password of ${u.name} reset`);
       } catch (err) {
-        setFieldError(pw, 'edit-password', messageOf(err));
+        fieldError(pw, messageOf(err), 'edit-password');
       }
     });
   });

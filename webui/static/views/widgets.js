@@ -7,8 +7,8 @@
 // data-test="error-<field>" and sits right after the field; a form-wide
 // error carries data-test="form-error".
 
-import { h, clear, track, fieldError, clearErrors } from '../dom.js';
-import { field as formField, formError } from '../form.js';
+import { h, clear, track } from '../dom.js';
+import { field as formField } from '../form.js';
 import { fmtDateTime, details, pill } from '../format.js';
 import { localFetch } from '../table.js';
 
@@ -26,23 +26,6 @@ export function messageOf(err) {
 // codeOf returns an ApiError's code ('' for any other error).
 export function codeOf(err) {
   return (err && typeof err.code === 'string') ? err.code : '';
-}
-
-// setFieldError shows message next to anchor (the field, or the element
-// that holds it) as [data-test=error-<field>], replacing an earlier one.
-export function setFieldError(anchor, field, message) {
-  return fieldError(anchor, message, field);
-}
-
-// setFormError shows message as the form-wide error of container
-// ([data-test=form-error], first child of the container).
-export function setFormError(container, message) {
-  return formError(container, message);
-}
-
-// clearErrorsIn removes every field and form error inside container.
-export function clearErrorsIn(container) {
-  clearErrors(container);
 }
 
 // ---------------------------------------------------------------- forms
