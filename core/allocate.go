@@ -17,6 +17,10 @@ func (s *State) checkout(c *Checkout) (Result, error) {
 	if d == nil {
 		return Result{}, fmt.Errorf("%w %s: it must say hello first", ErrUnknownDevice, c.Device)
 	}
+	if superseded(d, c.Conn) {
+		return Result{}, fmt.Errorf("%w: %s said hello on connection %d since connection %d, which this request came on",
+			ErrSuperseded, c.Device, d.conn, c.Conn)
+	}
 	d.lastSeen = s.now
 	l := d.findLease(c.Feature, c.Version)
 	var have int64
@@ -315,11 +319,11 @@ func (s *State) unchargePart(l *lease, p *leasePart, t int64) {
 }
 
 // hello records a device or updates what it says about itself.
-func (s *State) hello(c *Hello) error {
+func (s *State) hello(c *Hello) (*device, error) {
 	d := s.devices[c.Device.ID]
 	if d == nil {
 		if len(s.devices) >= s.cfg.MaxDevices {
-			return fmt.Errorf("%w: the server holds %d devices, its limit", ErrInvalidDevice, len(s.devices))
+			return nil, fmt.Errorf("%w: the server holds %d devices, its limit", ErrInvalidDevice, len(s.devices))
 		}
 		d = &device{}
 		s.devices[c.Device.ID] = d
@@ -327,14 +331,19 @@ func (s *State) hello(c *Hello) error {
 	d.info = c.Device
 	d.lastSeen = s.now
 	s.assignPools(d)
-	return nil
+	return d, nil
 }
 
 // disconnect frees a device's leases when licensing.releaseOnDisconnect is on.
+// The end of a connection the device has since replaced changes nothing.
 func (s *State) disconnect(c *Disconnect) (Result, error) {
 	d := s.devices[c.Device]
 	if d == nil {
 		return Result{}, fmt.Errorf("%w %s", ErrUnknownDevice, c.Device)
+	}
+	if superseded(d, c.Conn) {
+		s.noChange = true
+		return Result{}, nil
 	}
 	d.lastSeen = s.now
 	if !s.policy.releaseOnDisconnect {

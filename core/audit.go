@@ -49,7 +49,7 @@ func (c *Audited) validate() error {
 	switch c.Command.(type) {
 	case nil:
 		return fmt.Errorf("%w: audited without a command", ErrInvalidCommand)
-	case *Audited, *Tick, *Hello, *Checkout, *Disconnect, *Onboard, *UseJoinToken:
+	case *Audited, *Tick, *Hello, *Checkout, *Disconnect, *Onboard, *UseJoinToken, *RaiseLevel:
 		return fmt.Errorf("%w: %s cannot be audited", ErrInvalidCommand, c.Command.Type())
 	}
 	return c.Command.validate()

@@ -56,7 +56,17 @@ func (s *State) restoreBackup(c *RestoreBackup) (Result, error) {
 	}
 	sessions, sessionOrder, nextSweep, mainID := s.sessions, s.sessionOrder, s.nextSweep, s.mainID
 	ca, joinTokens := s.clusterCA, s.joinTokens
+	// The level and the numbers of the devices' connections are the
+	// running cluster's: connected devices go on with the connections they
+	// have, and an older backup does not lower the level.
+	level := max(s.level, r.level)
+	for id, d := range r.devices {
+		if cur := s.devices[id]; cur != nil {
+			d.conn = cur.conn
+		}
+	}
 	*s = *r
+	s.level = level
 	s.now, s.sessions, s.sessionOrder, s.nextSweep = now, sessions, sessionOrder, nextSweep
 	// The licensing ID is the installation's identity, not data: a backup
 	// from before it was restored or replaced must not bring an old one back.

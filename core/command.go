@@ -45,11 +45,17 @@ type Checkout struct {
 	Version version.Version `json:"version"`
 	Count   int64           `json:"count"`
 	Borrow  time.Duration   `json:"borrow,omitempty"`
+	// Conn is the device connection the request came on (Result.Conn of
+	// its Hello); a checkout from an earlier connection than the device's
+	// latest is refused with ErrSuperseded. Zero checks nothing.
+	Conn uint64 `json:"conn,omitempty"`
 }
 
-// Disconnect says a device's connection closed.
+// Disconnect says a device's connection closed. Conn is as in Checkout:
+// the end of an earlier connection than the latest changes nothing.
 type Disconnect struct {
 	Device hostid.HostID `json:"device"`
+	Conn   uint64        `json:"conn,omitempty"`
 }
 
 // DropDevice forgets a device and frees its counts.
@@ -178,6 +184,8 @@ func newCommand(typ string) (Command, bool) {
 		return &BeginSync{}, true
 	case "completeSync":
 		return &CompleteSync{}, true
+	case "raiseLevel":
+		return &RaiseLevel{}, true
 	}
 	return nil, false
 }

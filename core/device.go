@@ -152,6 +152,9 @@ type device struct {
 	// credential is the public key (DER SubjectPublicKeyInfo) the device
 	// onboarded with; nil when it has not onboarded.
 	credential []byte
+	// conn numbers the device's latest connection (see Level); 0 before
+	// level 2.
+	conn uint64
 }
 
 func (d *device) findLease(feature string, want version.Version) *lease {

@@ -57,4 +57,7 @@ var (
 	ErrSyncReplay        = errors.New("capability response is not newer than the last one applied")
 	ErrInvalidActivation = errors.New("invalid activation request")
 	ErrInvalidUsage      = errors.New("invalid usage window")
+
+	ErrSuperseded   = errors.New("request of a superseded device connection")
+	ErrInvalidLevel = errors.New("invalid state level")
 )

@@ -446,7 +446,7 @@ func (s *State) onboard(c *Onboard) (Result, error) {
 	if k.state() == KeyUsed {
 		if k.usedBy == c.Device.ID && d != nil && bytes.Equal(d.credential, c.PublicKey) {
 			s.noChange = true
-			return Result{Onboarded: d.info.ID}, nil
+			return Result{Onboarded: d.info.ID, Conn: s.connect(d)}, nil
 		}
 		return Result{}, fmt.Errorf("%w: key %s", ErrKeyUsed, k.id)
 	}
@@ -459,20 +459,20 @@ func (s *State) onboard(c *Onboard) (Result, error) {
 	if d != nil && d.credential != nil {
 		if k.typ == KeyMass && bytes.Equal(d.credential, c.PublicKey) {
 			s.noChange = true
-			return Result{Onboarded: d.info.ID}, nil
+			return Result{Onboarded: d.info.ID, Conn: s.connect(d)}, nil
 		}
 		return Result{}, fmt.Errorf("%w: %s has a credential; an administrator must drop the device before it onboards with another key", ErrAlreadyOnboarded, d.info.ID)
 	}
-	if err := s.hello(&Hello{Device: c.Device}); err != nil {
+	d, err := s.hello(&Hello{Device: c.Device})
+	if err != nil {
 		return Result{}, err
 	}
-	d = s.devices[c.Device.ID]
 	d.credential = bytes.Clone(c.PublicKey)
 	k.uses++
 	k.usedBy, k.usedAt = d.info.ID, s.now
 	s.appendAudit("device:"+d.info.ID.String(), c.Address, c.Type(),
 		fmt.Sprintf("onboarded device %s with %s key %s", d.info.ID, k.typ.words(), k.id))
-	return Result{Onboarded: d.info.ID}, nil
+	return Result{Onboarded: d.info.ID, Conn: s.connect(d)}, nil
 }
 
 func (s *State) setClientKey(c *SetClientKey) {

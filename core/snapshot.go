@@ -39,6 +39,8 @@ type snapshot struct {
 	Keys         []keySnapshot      `json:"keys,omitempty"`
 	ClientKey    []byte             `json:"clientKey,omitempty"`
 	MainID       *MainLicensingID   `json:"mainId,omitempty"`
+	// Level is the state level; omitted at level 1.
+	Level int `json:"level,omitempty"`
 
 	// The cluster's trust, which a database restore leaves as it is.
 	ClusterCA  *clusterCA  `json:"clusterCa,omitempty"`
@@ -81,6 +83,8 @@ type deviceSnapshot struct {
 	Leases   []leaseSnapshot `json:"leases,omitempty"`
 	// Credential is the public key the device onboarded with.
 	Credential []byte `json:"credential,omitempty"`
+	// Conn is the number of the device's latest connection (level 2).
+	Conn uint64 `json:"conn,omitempty"`
 }
 
 type leaseSnapshot struct {
@@ -128,7 +132,7 @@ func (s *State) Snapshot() ([]byte, error) {
 		snap.Lines = append(snap.Lines, lineSnapshot{FeatureLine: l.FeatureLine, Consumed: l.consumed})
 	}
 	for _, d := range s.devices {
-		ds := deviceSnapshot{Info: d.info, LastSeen: d.lastSeen, Credential: d.credential}
+		ds := deviceSnapshot{Info: d.info, LastSeen: d.lastSeen, Credential: d.credential, Conn: d.conn}
 		for _, l := range d.leases {
 			ls := leaseSnapshot{Feature: l.feature, Version: l.version, Count: l.count, Granted: l.granted, Expiry: l.expiry, Seq: l.seq}
 			for _, p := range l.parts {
@@ -158,6 +162,9 @@ func (s *State) Snapshot() ([]byte, error) {
 	}
 	snap.ClientKey = s.clientKey
 	snap.MainID = s.mainID
+	if s.Level() > 1 {
+		snap.Level = s.Level()
+	}
 	s.snapshotCluster(&snap)
 	snap.Sync = s.snapshotSync()
 	return json.Marshal(snap)
@@ -183,6 +190,10 @@ func Restore(cfg Config, data []byte) (*State, error) {
 func restore(cfg Config, snap *snapshot) (*State, error) {
 	s := New(cfg)
 	s.now, s.seq, s.nextSweep = snap.Now.UTC(), snap.LeaseSeq, snap.NextSweep.UTC()
+	if snap.Level < 0 || snap.Level > Level {
+		return nil, fmt.Errorf("state level %d; this server applies 1 to %d", snap.Level, Level)
+	}
+	s.level = snap.Level
 
 	for _, ls := range snap.Lines {
 		fl := ls.FeatureLine
@@ -297,7 +308,10 @@ func (s *State) restoreDevice(ds deviceSnapshot) error {
 	if ds.Credential != nil && (len(ds.Credential) == 0 || len(ds.Credential) > MaxDevicePublicKey) {
 		return fmt.Errorf("device %s has a credential of %d bytes", info.ID, len(ds.Credential))
 	}
-	d := &device{info: info, lastSeen: ds.LastSeen.UTC(), credential: ds.Credential}
+	if ds.Conn != 0 && s.Level() < 2 {
+		return fmt.Errorf("device %s has a connection number below level 2", info.ID)
+	}
+	d := &device{info: info, lastSeen: ds.LastSeen.UTC(), credential: ds.Credential, conn: ds.Conn}
 	s.devices[info.ID] = d
 	s.assignPools(d)
 	for _, ls := range ds.Leases {

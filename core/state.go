@@ -93,6 +93,9 @@ type State struct {
 
 	sync syncState // the exchange with the back office
 
+	// level is the state level in force (see Level); 0 reads as 1.
+	level int
+
 	// noChange is set by a command that succeeded without changing
 	// anything, so that Audited records nothing for it.
 	noChange bool
@@ -144,6 +147,10 @@ type Result struct {
 	Changed []Lease `json:"changed,omitempty"`
 	// Onboarded is the device an Onboard recorded.
 	Onboarded hostid.HostID `json:"onboarded,omitzero"`
+	// Conn numbers the device connection a Hello or Onboard opened, from
+	// level 2 on (see Level); the connection names it in its Checkout and
+	// Disconnect commands.
+	Conn uint64 `json:"conn,omitempty"`
 }
 
 // Grant is a device's lease on a feature as a checkout left it.
@@ -253,7 +260,11 @@ func (s *State) dispatch(c Command) (Result, error) {
 	case *Tick:
 		return Result{}, nil
 	case *Hello:
-		return Result{}, s.hello(c)
+		d, err := s.hello(c)
+		if err != nil {
+			return Result{}, err
+		}
+		return Result{Conn: s.connect(d)}, nil
 	case *Disconnect:
 		return s.disconnect(c)
 	case *DropDevice:
@@ -307,6 +318,8 @@ func (s *State) dispatch(c Command) (Result, error) {
 		return Result{}, nil
 	case *SetClusterCA:
 		return Result{}, s.setClusterCA(c)
+	case *RaiseLevel:
+		return s.raiseLevel(c)
 	case *CreateJoinToken:
 		return Result{}, s.createJoinToken(c)
 	case *DeleteJoinToken:
@@ -373,7 +386,11 @@ func (s *State) duplicate(c Command) Result {
 		}
 	case *Onboard:
 		if d := s.deviceByID(c.Device.ID); d != nil && d.credential != nil && bytes.Equal(d.credential, c.PublicKey) {
-			res.Onboarded = d.info.ID
+			res.Onboarded, res.Conn = d.info.ID, d.conn
+		}
+	case *Hello:
+		if d := s.devices[c.Device.ID]; d != nil {
+			res.Conn = d.conn
 		}
 	}
 	return res
