@@ -69,6 +69,8 @@ type testCluster struct {
 	deadServerTimeout time.Duration
 	// dial, when set, gives each node its Dial.
 	dial func(node string) func(string, time.Duration) (net.Conn, error)
+	// levels, when set, is the state level a node says it applies.
+	levels map[string]int
 
 	mu    sync.Mutex
 	nodes map[string]*Node
@@ -120,7 +122,7 @@ func (c *testCluster) start(id string, bootstrap []string) *Node {
 		Bootstrap: members, ForwardWait: 30 * time.Second, Dial: dialer,
 		HeartbeatTimeout: 200 * time.Millisecond, ElectionTimeout: 200 * time.Millisecond, LeaderLeaseTimeout: 100 * time.Millisecond,
 		DeadServerTimeout: c.deadServerTimeout,
-	}})
+	}, level: c.levels[id]})
 	if err != nil {
 		c.t.Fatalf("open %s: %v", id, err)
 	}

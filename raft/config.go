@@ -41,6 +41,10 @@ type Config struct {
 	Describe func() map[string]string
 	// Cluster, when set, makes the node a member of a networked cluster.
 	Cluster *ClusterConfig
+
+	// level, when set, is the state level the node says it applies in
+	// place of core.Level: a node of an older release, in tests.
+	level int
 }
 
 // Defaults and limits of Config.

@@ -61,6 +61,7 @@ var forwardedErrors = []error{
 	core.ErrInvalidClientKey, core.ErrInvalidClusterCA, core.ErrClusterCAExists, core.ErrInvalidJoinToken,
 	core.ErrUnknownJoinToken, core.ErrJoinTokenExists, core.ErrJoinTokenExpired, core.ErrJoinTokenUsed,
 	core.ErrSyncOutOfOrder, core.ErrSyncReplay, core.ErrInvalidActivation, core.ErrInvalidUsage,
+	core.ErrSuperseded, core.ErrInvalidLevel,
 	hostid.ErrUnknownType, hostid.ErrInvalidValue, version.ErrInvalid,
 	ErrInvalidMember, ErrJoin,
 }

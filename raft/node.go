@@ -335,6 +335,8 @@ func (n *Node) lead(t *term) {
 	close(t.ready)
 	n.readyOnce.Do(func() { close(n.firstReady) })
 	n.fixOwnAddress()
+	n.wg.Add(1)
+	go n.raiseLevel(t)
 	ticker := time.NewTicker(n.cfg.TickInterval)
 	defer ticker.Stop()
 	tick := &core.Tick{}
@@ -459,6 +461,9 @@ type Status struct {
 	LastContact time.Time `json:"lastContact,omitzero"`
 	// Info is Config.Describe's answer.
 	Info map[string]string `json:"info,omitempty"`
+	// Level is the highest state level the node's code applies
+	// (core.Level); older nodes leave it out, which reads as 1.
+	Level int `json:"level,omitempty"`
 }
 
 // Status returns the node's raft status.
@@ -468,6 +473,10 @@ func (n *Node) Status() Status {
 	s := Status{
 		NodeID: n.cfg.NodeID, State: state.String(), Leader: string(leader),
 		AppliedIndex: n.fsm.applied.Load(), LastIndex: n.raft.LastIndex(), LastContact: n.raft.LastContact(),
+		Level: core.Level,
+	}
+	if n.cfg.level != 0 {
+		s.Level = n.cfg.level
 	}
 	if state == hraft.Leader {
 		s.LastContact = n.cfg.Now()

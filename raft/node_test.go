@@ -77,7 +77,9 @@ func TestResultsMatchCore(t *testing.T) {
 		&core.DropDevice{Device: c}, &core.SetProperty{Name: "server.allowDeviceDrop", Value: "true"},
 		&core.DropDevice{Device: c}, &core.Tick{},
 	}
+	waitLevel(t, n, core.Level)
 	alone := core.New(core.Config{})
+	cmds = append([]core.Command{&core.RaiseLevel{Level: core.Level}}, cmds...)
 	for i, cmd := range cmds {
 		got, gotErr := n.Apply(context.Background(), cmd)
 		want, wantErr := alone.Apply(core.Request{ID: core.RequestID{Session: 1, Seq: uint64(i + 1)}, At: t0, Command: cmd})
