@@ -53,6 +53,11 @@ type conn struct {
 	// once authKey, the credential this connection proved it holds, is set.
 	mustAuth bool
 	authKey  []byte
+	// session is the device connection number core gave the latest
+	// hello (or onboard) applied here (core.Result.Conn); requests name
+	// it, so that core refuses them once the device has connected again.
+	// 0 below state level 2.
+	session uint64
 	// order holds, per feature name, the completion of the latest request
 	// in flight that names it: requests of one connection run concurrently
 	// but those naming the same feature apply in the order they arrived.
@@ -177,7 +182,7 @@ func (c *conn) serve() {
 	others := h.unregister(c, device, registered)
 	if registered && !others && !h.isClosed() {
 		ctx, cancel := context.WithTimeout(h.ctx, h.cfg.ApplyTimeout)
-		_, err := h.cfg.Store.Apply(ctx, &core.Disconnect{Device: device})
+		_, err := h.cfg.Store.Apply(ctx, &core.Disconnect{Device: device, Conn: c.currentSession()})
 		cancel()
 		if err != nil && !errors.Is(err, core.ErrUnknownDevice) {
 			h.cfg.Logger.Warn("apply disconnect", "device", device, "err", err)
@@ -369,4 +374,18 @@ func quote(s string) string {
 	}
 	b, _ := json.Marshal(s)
 	return string(b)
+}
+
+// setSession records the connection number an applied hello or onboard
+// answered with.
+func (c *conn) setSession(res core.Result) {
+	c.mu.Lock()
+	c.session = res.Conn
+	c.mu.Unlock()
+}
+
+func (c *conn) currentSession() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.session
 }

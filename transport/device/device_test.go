@@ -728,3 +728,51 @@ func TestOnlineChanged(t *testing.T) {
 	default:
 	}
 }
+
+// TestNewConnectionSupersedes: once a device said hello on a new
+// connection, a request on its earlier one changes nothing and is answered
+// superseded, until that connection says hello again.
+func TestNewConnectionSupersedes(t *testing.T) {
+	srv := devicetest.NewServer(t, device.Config{})
+	checkout := func(ws *websocket.Conn, id uint64, count int64) {
+		t.Helper()
+		send(t, ws, deviceproto.TypeCapabilityRequest, id, deviceproto.CapabilityRequest{Features: []deviceproto.FeatureRequest{feature("cad", "1.0", count)}})
+	}
+	granted := func(ws *websocket.Conn, id uint64) {
+		t.Helper()
+		if env := read(t, ws); env.Type != deviceproto.TypeCapabilityResponse || env.ID != id {
+			t.Fatalf("request %d answered with %s %s", id, env.Type, env.Body)
+		}
+	}
+	first, _ := rawHello(t, srv, "dev-twice")
+	checkout(first, 10, 2)
+	granted(first, 10)
+
+	second, _ := rawHello(t, srv, "dev-twice")
+	checkout(second, 10, 1)
+	granted(second, 10)
+
+	checkout(first, 11, 3)
+	if id, code := readError(t, first); id != 11 || code != deviceproto.CodeSuperseded {
+		t.Fatalf("request on the earlier connection: %d %s", id, code)
+	}
+	if got := srv.Used(t, "cad", "1.0"); got != 1 {
+		t.Fatalf("used %d after the earlier connection's request, want the newer connection's 1", got)
+	}
+
+	h := hello("dev-twice")
+	h.Protocol = deviceproto.Protocol
+	send(t, first, deviceproto.TypeHello, 12, h)
+	if env := read(t, first); env.Type != deviceproto.TypeWelcome {
+		t.Fatalf("hello again answered with %s %s", env.Type, env.Body)
+	}
+	checkout(first, 13, 3)
+	granted(first, 13)
+	checkout(second, 11, 0)
+	if _, code := readError(t, second); code != deviceproto.CodeSuperseded {
+		t.Fatalf("the connection superseded in turn answered %s", code)
+	}
+	if got := srv.Used(t, "cad", "1.0"); got != 3 {
+		t.Fatalf("used %d", got)
+	}
+}

@@ -182,6 +182,7 @@ func (c *conn) onboard(env deviceproto.Envelope) (end bool) {
 		c.replyError(env.ID, fmt.Errorf("onboard of %s answered for %q", info.ID, res.Onboarded))
 		return false
 	}
+	c.setSession(res)
 	c.proven(msg.PublicKey)
 	h.metrics.onboarded.Add(1)
 	h.cfg.Logger.Info("device onboarded", "device", info.ID, "address", c.addr)
@@ -222,10 +223,12 @@ func (c *conn) authenticate(env deviceproto.Envelope) (end bool) {
 			fmt.Sprintf("the signature does not verify with the key device %s onboarded with", info.ID)))
 	}
 	if _, registered := c.helloDevice(); !registered {
-		if _, err := h.cfg.Store.Apply(ctx, &core.Hello{Device: info}); err != nil {
+		res, err := h.cfg.Store.Apply(ctx, &core.Hello{Device: info})
+		if err != nil {
 			c.replyError(env.ID, err)
 			return false
 		}
+		c.setSession(res)
 	}
 	c.proven(cred)
 	c.recheck(ctx, gen)

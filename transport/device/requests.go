@@ -77,10 +77,12 @@ func (c *conn) hello(env deviceproto.Envelope) (end bool) {
 	proven := onboarded && c.authKey != nil && bytes.Equal(c.authKey, cred)
 	c.mu.Unlock()
 	if !onboarded || proven {
-		if _, err := h.cfg.Store.Apply(ctx, &core.Hello{Device: info}); err != nil {
+		res, err := h.cfg.Store.Apply(ctx, &core.Hello{Device: info})
+		if err != nil {
 			c.replyError(env.ID, err)
 			return false
 		}
+		c.setSession(res)
 	}
 	pol, err := h.policy.get(ctx)
 	if err != nil {
@@ -202,7 +204,7 @@ func (c *conn) handle(r request) {
 	if r.features == nil {
 		err = c.status(ctx, r.env.ID, device)
 	} else {
-		err = c.capability(ctx, r.env.ID, device, r.features)
+		err = c.capability(ctx, r.env.ID, device, c.currentSession(), r.features)
 	}
 	if err != nil {
 		c.replyError(r.env.ID, err)
@@ -233,7 +235,7 @@ func (c *conn) status(ctx context.Context, id uint64, device hostid.HostID) erro
 
 // checkouts turns feature requests into core commands, refusing the whole
 // request when one of them is malformed.
-func checkouts(device hostid.HostID, reqs []deviceproto.FeatureRequest) ([]core.Checkout, error) {
+func checkouts(device hostid.HostID, session uint64, reqs []deviceproto.FeatureRequest) ([]core.Checkout, error) {
 	if len(reqs) == 0 {
 		return nil, newError(deviceproto.CodeInvalidRequest, "the request names no feature")
 	}
@@ -265,7 +267,7 @@ func checkouts(device hostid.HostID, reqs []deviceproto.FeatureRequest) ([]core.
 			}
 		}
 		out[i] = core.Checkout{Device: device, Feature: f.Name, Version: v, Count: f.Count,
-			Borrow: time.Duration(f.BorrowSeconds) * time.Second}
+			Borrow: time.Duration(f.BorrowSeconds) * time.Second, Conn: session}
 	}
 	return out, nil
 }
@@ -273,9 +275,9 @@ func checkouts(device hostid.HostID, reqs []deviceproto.FeatureRequest) ([]core.
 // capability applies one checkout per feature, concurrently when there are
 // several, and answers with a signed payload. An error means some features
 // may have been applied; counts are desired counts, so a retry is safe.
-func (c *conn) capability(ctx context.Context, id uint64, device hostid.HostID, reqs []deviceproto.FeatureRequest) error {
+func (c *conn) capability(ctx context.Context, id uint64, device hostid.HostID, session uint64, reqs []deviceproto.FeatureRequest) error {
 	h := c.h
-	cmds, err := checkouts(device, reqs)
+	cmds, err := checkouts(device, session, reqs)
 	if err != nil {
 		return err
 	}

@@ -288,6 +288,7 @@ const (
 	CodeInvalidCount        = "invalid_count"
 	CodeUnknownDevice       = "unknown_device"
 	CodeNotApplied          = "not_applied"
+	CodeSuperseded          = "superseded"
 	CodeShuttingDown        = "shutting_down"
 	CodeInternal            = "internal"
 	CodeUnknownKey          = "unknown_key"

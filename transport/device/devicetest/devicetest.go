@@ -42,9 +42,14 @@ type Store struct {
 
 var _ core.Store = (*Store)(nil)
 
-// NewStore returns an empty store on the clock now.
+// NewStore returns an empty store on the clock now, at core.Level as a
+// node is once it leads.
 func NewStore(now func() time.Time) *Store {
-	return &Store{state: core.New(core.Config{}), now: now}
+	s := &Store{state: core.New(core.Config{}), now: now}
+	if _, err := s.Apply(context.Background(), &core.RaiseLevel{Level: core.Level}); err != nil {
+		panic("devicetest: raise the state level: " + err.Error())
+	}
+	return s
 }
 
 // Observe sets the function told about every applied request.
