@@ -17,10 +17,17 @@ func (s *State) checkout(c *Checkout) (Result, error) {
 	if d == nil {
 		return Result{}, fmt.Errorf("%w %s: it must say hello first", ErrUnknownDevice, c.Device)
 	}
-	if superseded(d, c.Conn) {
-		return Result{}, fmt.Errorf("%w: %s said hello on connection %d since connection %d, which this request came on",
-			ErrSuperseded, c.Device, d.conn, c.Conn)
+	if err := d.supersedes(c); err != nil {
+		return Result{}, err
 	}
+	res, err := s.applyCheckout(d, c)
+	if err == nil && c.Conn != 0 {
+		d.setAsked(c.Feature, c.Version, c.Conn)
+	}
+	return res, err
+}
+
+func (s *State) applyCheckout(d *device, c *Checkout) (Result, error) {
 	d.lastSeen = s.now
 	l := d.findLease(c.Feature, c.Version)
 	var have int64
@@ -334,20 +341,24 @@ func (s *State) hello(c *Hello) (*device, error) {
 	return d, nil
 }
 
-// disconnect frees a device's leases when licensing.releaseOnDisconnect is on.
-// The end of a connection the device has since replaced changes nothing.
+// disconnect frees a device's leases when licensing.releaseOnDisconnect is
+// on. The end of a numbered connection frees only the leases no later
+// connection of the device has asked for (see Level).
 func (s *State) disconnect(c *Disconnect) (Result, error) {
 	d := s.devices[c.Device]
 	if d == nil {
 		return Result{}, fmt.Errorf("%w %s", ErrUnknownDevice, c.Device)
 	}
-	if superseded(d, c.Conn) {
+	if c.Conn > d.conn {
 		s.noChange = true
 		return Result{}, nil
 	}
 	d.lastSeen = s.now
 	if !s.policy.releaseOnDisconnect {
 		return Result{}, nil
+	}
+	if c.Conn != 0 {
+		return Result{Changed: s.endLeasesOf(d, c.Conn)}, nil
 	}
 	return Result{Changed: s.endLeases(d)}, nil
 }

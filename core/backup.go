@@ -2,6 +2,7 @@ package core
 
 import (
 	"fmt"
+	"slices"
 )
 
 // RestoreBackup replaces the state with a database backup: the bytes of an
@@ -62,7 +63,7 @@ func (s *State) restoreBackup(c *RestoreBackup) (Result, error) {
 	level := max(s.level, r.level)
 	for id, d := range r.devices {
 		if cur := s.devices[id]; cur != nil {
-			d.conn = cur.conn
+			d.conn, d.asked = cur.conn, slices.Clone(cur.asked)
 		}
 	}
 	*s = *r

@@ -25,6 +25,9 @@ type ClusterMember struct {
 	LastContact  time.Time `json:"lastContact,omitzero"`
 	// Info is what the member says of itself beyond raft (the Info* keys).
 	Info map[string]string `json:"info,omitempty"`
+	// Level is the highest state level the member's code applies (see
+	// Level); 1 for a member of a release that does not say.
+	Level int `json:"level,omitempty"`
 }
 
 // Keys of ClusterMember.Info.

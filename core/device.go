@@ -153,8 +153,9 @@ type device struct {
 	// onboarded with; nil when it has not onboarded.
 	credential []byte
 	// conn numbers the device's latest connection (see Level); 0 before
-	// level 2.
-	conn uint64
+	// level 2. asked says which connection last asked for each feature.
+	conn  uint64
+	asked []asked
 }
 
 func (d *device) findLease(feature string, want version.Version) *lease {

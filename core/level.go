@@ -1,6 +1,11 @@
 package core
 
-import "fmt"
+import (
+	"fmt"
+	"slices"
+
+	"github.com/tallyhq/tally/core/version"
+)
 
 // Level is the highest state level this code applies. A level names a
 // change in what commands mean that every node of a cluster must agree on
@@ -11,10 +16,14 @@ import "fmt"
 //
 //	1  the first.
 //	2  device connections: each Hello (and each Onboard) numbers the
-//	   device's connection, Result.Conn says the number, and a Checkout
-//	   or Disconnect that names an earlier connection is refused
-//	   (ErrSuperseded) or ignored, so that a request the device gave up
-//	   on cannot apply after what the device asked on its next connection.
+//	   device's connection (Result.Conn), and a Checkout names its
+//	   connection. A feature's latest asker is the highest-numbered
+//	   connection that asked for it; a Checkout from an earlier connection
+//	   is refused with ErrSuperseded, so a request the device gave up on
+//	   cannot land after what it asked on its next connection. The end of
+//	   a connection (Disconnect with its number) frees only the leases no
+//	   later connection asked for. Connections asking for different
+//	   features (two programs on one device) do not disturb each other.
 const Level = 2
 
 // RaiseLevel raises the state level; a level at or below the current one
@@ -55,8 +64,64 @@ func (s *State) connect(d *device) uint64 {
 	return d.conn
 }
 
-// superseded reports whether conn names an earlier connection of d than
-// its latest. Zero names none and is never superseded.
-func superseded(d *device, conn uint64) bool {
-	return conn != 0 && conn != d.conn
+// supersedes refuses a checkout from an earlier connection than the
+// latest that asked for its feature, or from a connection the device was
+// never given. Conn 0 names none and is never refused.
+func (d *device) supersedes(c *Checkout) error {
+	if c.Conn == 0 {
+		return nil
+	}
+	if c.Conn > d.conn {
+		return fmt.Errorf("%w: connection %d of %s is not one the server numbered (the latest is %d)",
+			ErrSuperseded, c.Conn, c.Device, d.conn)
+	}
+	if by := d.askedBy(c.Feature, c.Version); c.Conn < by {
+		return fmt.Errorf("%w: %s asked for %s %s on connection %d since connection %d, which this request came on",
+			ErrSuperseded, c.Device, c.Feature, c.Version, by, c.Conn)
+	}
+	return nil
+}
+
+// asked records which connection of a device last asked for a feature.
+type asked struct {
+	feature string
+	version version.Version
+	conn    uint64
+}
+
+// askedBy returns the connection that last asked for the feature; 0 for
+// none.
+func (d *device) askedBy(feature string, v version.Version) uint64 {
+	for _, a := range d.asked {
+		if a.feature == feature && a.version == v {
+			return a.conn
+		}
+	}
+	return 0
+}
+
+func (d *device) setAsked(feature string, v version.Version, conn uint64) {
+	for i := range d.asked {
+		if a := &d.asked[i]; a.feature == feature && a.version == v {
+			a.conn = max(a.conn, conn)
+			return
+		}
+	}
+	d.asked = append(d.asked, asked{feature: feature, version: v, conn: conn})
+}
+
+// endLeasesOf ends the leases of d that no connection after conn asked
+// for, when connection conn ends.
+func (s *State) endLeasesOf(d *device, conn uint64) []Lease {
+	var freed []Lease
+	for _, l := range slices.Clone(d.leases) {
+		if d.askedBy(l.feature, l.version) > conn {
+			continue
+		}
+		info := l.info()
+		info.Count = 0
+		freed = append(freed, info)
+		s.endLease(l)
+	}
+	return freed
 }

@@ -63,49 +63,70 @@ func connHello(h *harness, n int) uint64 {
 	return res.Conn
 }
 
-// A request the device gave up on, arriving after the device connected
-// again, changes nothing: the lease stays as the new connection left it.
+// A request the device gave up on, arriving after the device asked again
+// on a new connection, changes nothing: the lease stays as the new
+// connection left it.
 func TestSupersededConnection(t *testing.T) {
 	h := newHarness(t)
 	h.apply(&RaiseLevel{Level: 2})
-	h.rights("r", 1, fline("l", "cad", "1.0", 4))
+	h.rights("r", 1, fline("l", "cad", "1.0", 4), fline("v", "viewer", "1.0", 4))
 	d := mac(1)
 	first := connHello(h, 1)
-	out := func(count int64, conn uint64) *Checkout {
-		return &Checkout{Device: d, Feature: "cad", Version: version.MustParse("1.0"), Count: count, Conn: conn}
+	out := func(feature string, count int64, conn uint64) *Checkout {
+		return &Checkout{Device: d, Feature: feature, Version: version.MustParse("1.0"), Count: count, Conn: conn}
 	}
-	if res := h.apply(out(2, first)); res.Grant.Count != 2 {
+	if res := h.apply(out("cad", 2, first)); res.Grant.Count != 2 {
 		t.Fatalf("granted %d", res.Grant.Count)
 	}
 	second := connHello(h, 1)
 	if second <= first {
 		t.Fatalf("connection %d after %d", second, first)
 	}
-	if res := h.apply(out(0, second)); res.Grant.Count != 0 {
+	// Until the new connection asks for cad, the first one still may: the
+	// device has said nothing newer about it.
+	h.apply(out("cad", 3, first))
+	if res := h.apply(out("cad", 0, second)); res.Grant.Count != 0 {
 		t.Fatalf("return left %d", res.Grant.Count)
 	}
-	// The first connection's checkout and its end come late.
-	err := h.refuse(out(3, first), ErrSuperseded)
-	if !strings.Contains(err.Error(), "connection") {
+	// The first connection's checkout comes late.
+	err := h.refuse(out("cad", 3, first), ErrSuperseded)
+	if !strings.Contains(err.Error(), "connection 2") {
 		t.Fatalf("error %q does not say which connection", err)
 	}
+	// A number the device was never given is refused too.
+	h.refuse(out("cad", 1, second+1), ErrSuperseded)
+	// Another feature, asked for on the first connection only, is the
+	// first connection's: two programs on one device do not disturb each
+	// other.
+	h.apply(out("viewer", 1, first))
+	h.apply(out("cad", 1, second))
+	h.apply(out("viewer", 2, first))
+
+	// The end of the first connection frees what only it asked for.
 	h.apply(&SetProperty{Name: "licensing.releaseOnDisconnect", Value: "true"})
-	h.apply(out(1, second))
-	h.apply(&Disconnect{Device: d, Conn: first})
-	if f := h.feature("cad", "1.0"); f.Used != 1 {
-		t.Fatalf("the end of a replaced connection freed the lease: %+v", f)
+	res := h.apply(&Disconnect{Device: d, Conn: first})
+	if len(res.Changed) != 1 || res.Changed[0].Feature != "viewer" {
+		t.Fatalf("the first connection's end freed %+v, want viewer alone", res.Changed)
 	}
-	// Zero names no connection and is served, as from an older node; the
-	// current connection's end frees the lease.
-	h.apply(out(2, 0))
-	h.apply(&Disconnect{Device: d, Conn: second})
-	if f := h.feature("cad", "1.0"); f.Used != 0 {
-		t.Fatalf("the current connection's end left %+v", f)
+	if f := h.feature("cad", "1.0"); f.Used != 1 {
+		t.Fatalf("the end of a replaced connection freed the newer lease: %+v", f)
+	}
+	// An end from a connection never given changes nothing.
+	h.apply(&Disconnect{Device: d, Conn: second + 5})
+	if f := h.feature("cad", "1.0"); f.Used != 1 {
+		t.Fatalf("an unknown connection's end freed %+v", f)
 	}
 	// The numbers survive a snapshot, so that every node refuses alike.
 	_, back := h.restoredCopy()
-	if back.devices[d].conn != second {
-		t.Fatalf("restored connection %d, want %d", back.devices[d].conn, second)
+	if bd := back.devices[d]; bd.conn != second || bd.askedBy("cad", version.MustParse("1.0")) != second {
+		t.Fatalf("restored connection %d, cad asked by %d", bd.conn, bd.askedBy("cad", version.MustParse("1.0")))
+	}
+	// Zero names no connection and is served, as from an older node; the
+	// current connection's end frees the lease.
+	h.apply(out("cad", 2, 0))
+	h.apply(&Disconnect{Device: d, Conn: second})
+	if f := h.feature("cad", "1.0"); f.Used != 0 {
+		t.Fatalf("the current connection's end left %+v", f)
 	}
 }
 
@@ -124,7 +145,8 @@ func TestOnboardNumbersTheConnection(t *testing.T) {
 		t.Fatalf("retried onboard answered connection %d after %d", again.Conn, res.Conn)
 	}
 	h.rights("r", 1, fline("l", "cad", "1.0", 1))
-	h.refuse(&Checkout{Device: mac(1), Feature: "cad", Version: version.MustParse("1.0"), Count: 1, Conn: res.Conn}, ErrSuperseded)
+	h.apply(&Checkout{Device: mac(1), Feature: "cad", Version: version.MustParse("1.0"), Count: 1, Conn: again.Conn})
+	h.refuse(&Checkout{Device: mac(1), Feature: "cad", Version: version.MustParse("1.0"), Count: 0, Conn: res.Conn}, ErrSuperseded)
 }
 
 // A database restore keeps the running cluster's level and connection
@@ -163,6 +185,15 @@ func TestRestoreRefusesBadLevels(t *testing.T) {
 		"level too high":     edit(func(c map[string]any) { c["level"] = Level + 1 }),
 		"level negative":     edit(func(c map[string]any) { c["level"] = -1 }),
 		"numbers at level 1": edit(func(c map[string]any) { delete(c, "level") }),
+		"asked by a later connection": edit(func(c map[string]any) {
+			d := c["devices"].([]any)[0].(map[string]any)
+			d["asked"] = []any{map[string]any{"feature": "cad", "version": "1.0", "conn": 9}}
+		}),
+		"asked twice": edit(func(c map[string]any) {
+			d := c["devices"].([]any)[0].(map[string]any)
+			a := map[string]any{"feature": "cad", "version": "1.0", "conn": 1}
+			d["asked"] = []any{a, a}
+		}),
 	})
 	if _, err := Restore(Config{}, good); err != nil {
 		t.Fatal(err)

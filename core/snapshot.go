@@ -83,8 +83,16 @@ type deviceSnapshot struct {
 	Leases   []leaseSnapshot `json:"leases,omitempty"`
 	// Credential is the public key the device onboarded with.
 	Credential []byte `json:"credential,omitempty"`
-	// Conn is the number of the device's latest connection (level 2).
-	Conn uint64 `json:"conn,omitempty"`
+	// Conn is the number of the device's latest connection and Asked
+	// which connection last asked for each feature (level 2).
+	Conn  uint64          `json:"conn,omitempty"`
+	Asked []askedSnapshot `json:"asked,omitempty"`
+}
+
+type askedSnapshot struct {
+	Feature string          `json:"feature"`
+	Version version.Version `json:"version"`
+	Conn    uint64          `json:"conn"`
 }
 
 type leaseSnapshot struct {
@@ -133,6 +141,9 @@ func (s *State) Snapshot() ([]byte, error) {
 	}
 	for _, d := range s.devices {
 		ds := deviceSnapshot{Info: d.info, LastSeen: d.lastSeen, Credential: d.credential, Conn: d.conn}
+		for _, a := range d.asked {
+			ds.Asked = append(ds.Asked, askedSnapshot{Feature: a.feature, Version: a.version, Conn: a.conn})
+		}
 		for _, l := range d.leases {
 			ls := leaseSnapshot{Feature: l.feature, Version: l.version, Count: l.count, Granted: l.granted, Expiry: l.expiry, Seq: l.seq}
 			for _, p := range l.parts {
@@ -312,6 +323,13 @@ func (s *State) restoreDevice(ds deviceSnapshot) error {
 		return fmt.Errorf("device %s has a connection number below level 2", info.ID)
 	}
 	d := &device{info: info, lastSeen: ds.LastSeen.UTC(), credential: ds.Credential, conn: ds.Conn}
+	for _, a := range ds.Asked {
+		if err := validateFeatureName(a.Feature); err != nil || a.Version.IsZero() || a.Conn == 0 || a.Conn > ds.Conn ||
+			d.askedBy(a.Feature, a.Version) != 0 {
+			return fmt.Errorf("device %s: connection %d asking for %q %s is out of range or twice", info.ID, a.Conn, a.Feature, a.Version)
+		}
+		d.asked = append(d.asked, asked{feature: a.Feature, version: a.Version, conn: a.Conn})
+	}
 	s.devices[info.ID] = d
 	s.assignPools(d)
 	for _, ls := range ds.Leases {
