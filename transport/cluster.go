@@ -31,6 +31,9 @@ type clusterView struct {
 	Voters  int                  `json:"voters"`
 	Quorum  int                  `json:"quorum"`
 	Members []core.ClusterMember `json:"members"`
+	// StateLevel is the state level in force (core.Level); it rises once
+	// every member applies the higher one.
+	StateLevel int `json:"stateLevel"`
 }
 
 // requireCluster refuses a cluster route on a node without one.
@@ -50,6 +53,13 @@ func (s *Server) clusterStatus(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	v := clusterView{Node: s.cfg.NodeID, Members: members, Healthy: true}
+	err = s.cfg.Store.Read(r.Context(), func(st *core.State) error {
+		v.StateLevel = st.Level()
+		return nil
+	})
+	if err != nil {
+		return err
+	}
 	leaders := map[string]bool{}
 	for _, m := range members {
 		if m.ID == s.cfg.NodeID {

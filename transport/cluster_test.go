@@ -77,12 +77,17 @@ func newClusterEnv(t *testing.T) (*testEnv, *fakeCluster) {
 func TestClusterView(t *testing.T) {
 	e, fc := newClusterEnv(t)
 	var v clusterView
+	e.do("GET", "/api/v1/cluster", "", "", true).json(t, &v)
+	if v.StateLevel != 1 {
+		t.Fatalf("a new state at level %d", v.StateLevel)
+	}
+	e.store.mustApply(t, &core.RaiseLevel{Level: core.Level})
 	r := e.do("GET", "/api/v1/cluster", "", "", true)
 	if r.status != http.StatusOK {
 		t.Fatalf("%d %s", r.status, r.body)
 	}
 	r.json(t, &v)
-	if v.Node != "node-a" || v.Leader != "node-a" || !v.Healthy || v.Voters != 3 || v.Quorum != 2 || len(v.Members) != 3 {
+	if v.Node != "node-a" || v.Leader != "node-a" || !v.Healthy || v.Voters != 3 || v.Quorum != 2 || len(v.Members) != 3 || v.StateLevel != core.Level {
 		t.Fatalf("view %s", r.body)
 	}
 	// A voter that does not answer makes the cluster unhealthy.

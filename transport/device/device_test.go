@@ -729,9 +729,10 @@ func TestOnlineChanged(t *testing.T) {
 	}
 }
 
-// TestNewConnectionSupersedes: once a device said hello on a new
-// connection, a request on its earlier one changes nothing and is answered
-// superseded, until that connection says hello again.
+// TestNewConnectionSupersedes: once a device asked for a feature on a new
+// connection, a request for it on an earlier one changes nothing and is
+// answered superseded, until that connection says hello again. Other
+// features stay with the connection that asks for them.
 func TestNewConnectionSupersedes(t *testing.T) {
 	srv := devicetest.NewServer(t, device.Config{})
 	checkout := func(ws *websocket.Conn, id uint64, count int64) {
@@ -775,4 +776,8 @@ func TestNewConnectionSupersedes(t *testing.T) {
 	if got := srv.Used(t, "cad", "1.0"); got != 3 {
 		t.Fatalf("used %d", got)
 	}
+	// The superseded connection goes on with a feature the newer one has
+	// not asked for.
+	send(t, second, deviceproto.TypeCapabilityRequest, 12, deviceproto.CapabilityRequest{Features: []deviceproto.FeatureRequest{feature("viewer", "1.5", 1)}})
+	granted(second, 12)
 }

@@ -43,7 +43,7 @@ func errorFor(err error) *protoError {
 	case errors.Is(err, core.ErrAlreadyOnboarded):
 		return newError(deviceproto.CodeAlreadyOnboarded, "the device is already onboarded with another key; an administrator must drop it first")
 	case errors.Is(err, core.ErrSuperseded):
-		return newError(deviceproto.CodeSuperseded, "the device said hello on another connection since this one did; the request changed nothing: say hello again to go on here")
+		return newError(deviceproto.CodeSuperseded, "a later connection of this device has asked for the feature since; the request changed nothing: say hello again to go on here")
 	case errors.Is(err, core.ErrUnknownDevice):
 		return newError(deviceproto.CodeUnknownDevice, msg)
 	case errors.Is(err, core.ErrInvalidDevice):
