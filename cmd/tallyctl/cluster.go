@@ -21,6 +21,7 @@ type clusterMember struct {
 	AppliedIndex uint64    `json:"appliedIndex"`
 	LastIndex    uint64    `json:"lastIndex"`
 	LastContact  time.Time `json:"lastContact"`
+	Level        int       `json:"level"`
 }
 
 // clusterInfo is the answer of GET /api/v1/cluster.
@@ -31,6 +32,8 @@ type clusterInfo struct {
 	Voters  int             `json:"voters"`
 	Quorum  int             `json:"quorum"`
 	Members []clusterMember `json:"members"`
+	// StateLevel is 0 from a server of a release that does not say.
+	StateLevel int `json:"stateLevel"`
 }
 
 // joinToken is a join token as the API lists it.
@@ -131,6 +134,9 @@ func printCluster(out io.Writer, info clusterInfo) {
 		leader = "none"
 	}
 	fmt.Fprintf(out, "leader %s, %d voters (quorum %d), %s; answered by %s\n", leader, info.Voters, info.Quorum, health, info.Node)
+	if info.StateLevel > 0 {
+		fmt.Fprintf(out, "state level %d\n", info.StateLevel)
+	}
 	rows := make([][]string, 0, len(info.Members))
 	for _, m := range info.Members {
 		role, status := m.State, "running"
@@ -144,7 +150,14 @@ func printCluster(out io.Writer, info clusterInfo) {
 		if !m.LastContact.IsZero() {
 			contact = stamp(m.LastContact, "-")
 		}
-		rows = append(rows, []string{m.ID, m.Address, role, strconv.FormatUint(m.AppliedIndex, 10), contact, status})
+		level := "-"
+		switch {
+		case m.Level > 0:
+			level = strconv.Itoa(m.Level)
+		case m.Reachable:
+			level = "1"
+		}
+		rows = append(rows, []string{m.ID, m.Address, role, strconv.FormatUint(m.AppliedIndex, 10), level, contact, status})
 	}
-	table(out, "NODE\tADDRESS\tROLE\tAPPLIED\tLAST CONTACT\tSTATUS", rows)
+	table(out, "NODE\tADDRESS\tROLE\tAPPLIED\tLEVEL\tLAST CONTACT\tSTATUS", rows)
 }

@@ -9,8 +9,8 @@ import (
 // addClusterRoutes serves the cluster routes from fixed data.
 func (f *fakeServer) addClusterRoutes(authed func(string, func(http.ResponseWriter, *http.Request))) {
 	authed("GET /api/v1/cluster", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, 200, map[string]any{"node": "n1", "leader": "n1", "healthy": false, "voters": 3, "quorum": 2, "members": []map[string]any{
-			{"id": "n1", "address": "10.0.0.1:61616", "voter": true, "reachable": true, "state": "Leader", "leader": "n1", "appliedIndex": 42, "lastIndex": 42, "lastContact": "2026-03-01T12:00:00Z"},
+		writeJSON(w, 200, map[string]any{"node": "n1", "leader": "n1", "healthy": false, "voters": 3, "quorum": 2, "stateLevel": 1, "members": []map[string]any{
+			{"id": "n1", "address": "10.0.0.1:61616", "voter": true, "reachable": true, "state": "Leader", "leader": "n1", "appliedIndex": 42, "lastIndex": 42, "lastContact": "2026-03-01T12:00:00Z", "level": 2},
 			{"id": "n2", "address": "10.0.0.2:61616", "voter": true, "reachable": true, "state": "Follower", "leader": "n1", "appliedIndex": 41, "lastIndex": 42},
 			{"id": "n3", "address": "10.0.0.3:61616", "voter": true, "reachable": false, "error": "connection refused", "appliedIndex": 0, "lastIndex": 0},
 		}})
@@ -42,7 +42,7 @@ func TestClusterCommands(t *testing.T) {
 		args []string
 		want []string
 	}{
-		{[]string{"cluster", "status"}, []string{"leader n1, 3 voters (quorum 2), NOT healthy", "n2", "Follower", "NOT running: connection refused"}},
+		{[]string{"cluster", "status"}, []string{"leader n1, 3 voters (quorum 2), NOT healthy", "state level 1\n", "LEVEL", "n2", "Follower", "NOT running: connection refused"}},
 		{[]string{"cluster", "remove", "n3"}, []string{"removed n3 from the cluster"}},
 		{[]string{"cluster", "token", "--ttl", "1h", "--description", "rack 2"}, []string{"tly1.0123456789abcdef.c2VjcmV0\n"}},
 		{[]string{"cluster", "tokens"}, []string{"admitted n3", "expired", "rack 2"}},
