@@ -183,7 +183,14 @@ func TestBootstrapAccess(t *testing.T) {
 	read := func() {
 		store.Read(context.Background(), func(s *core.State) error {
 			hash, roles, _, err = s.Credentials("admin")
-			key, audit = s.TokenKey(), s.Audit(0, 0)
+			key, audit = s.TokenKey(), nil
+			// The node raises the state level on its own, at a moment of
+			// its own; that record is not bootstrapAccess's.
+			for _, r := range s.Audit(0, 0) {
+				if r.Action != "raiseLevel" {
+					audit = append(audit, r)
+				}
+			}
 			return nil
 		})
 	}
