@@ -221,6 +221,8 @@ type clusterView struct {
 	Healthy bool     `json:"healthy"`
 	Voters  int      `json:"voters"`
 	Members []member `json:"members"`
+	// StateLevel is 0 from a release that does not say.
+	StateLevel int `json:"stateLevel"`
 }
 
 func (a *api) cluster(ctx context.Context, ip string) (clusterView, error) {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/anishathalye/porcupine"
+	"github.com/tallyhq/tally/core"
 )
 
 // check is the result of one check at the end of a run.
@@ -99,7 +100,9 @@ func checkLinearizable(f *fleet, capacity int64, dir string, timeout time.Durati
 }
 
 // waitConverged waits until every node shows the same applied index and
-// the same features and devices.
+// the same features and devices, at this release's state level (so the
+// rules of that level, per-connection device requests among them, were in
+// force once every node ran this release).
 func waitConverged(ctx context.Context, a *api, nodes []*node, timeout time.Duration) check {
 	c := check{Name: "converged"}
 	deadline := time.Now().Add(timeout)
@@ -108,7 +111,7 @@ func waitConverged(ctx context.Context, a *api, nodes []*node, timeout time.Dura
 		diff, err := compareNodes(ctx, a, nodes)
 		if err == nil && diff == "" {
 			c.OK = true
-			c.Detail = fmt.Sprintf("%d nodes show the same applied index, features and devices", len(nodes))
+			c.Detail = fmt.Sprintf("%d nodes show the same applied index, features and devices, at state level %d", len(nodes), core.Level)
 			return c
 		}
 		if err != nil {
@@ -131,6 +134,9 @@ func compareNodes(ctx context.Context, a *api, nodes []*node) (string, error) {
 		cv, err := a.cluster(ctx, n.ip)
 		if err != nil {
 			return "", fmt.Errorf("%s cluster: %w", n.id, err)
+		}
+		if cv.StateLevel != core.Level {
+			return fmt.Sprintf("%s is at state level %d, not %d", n.id, cv.StateLevel, core.Level), nil
 		}
 		for _, m := range cv.Members {
 			if m.ID == n.id {
