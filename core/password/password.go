@@ -3,11 +3,15 @@
 //
 // Hashes are argon2id (version 19) in the PHC string format,
 //
-//	$argon2id$v=19$m=65536,t=3,p=2$<salt>$<hash>
+//	$argon2id$v=19$m=19456,t=2,p=1$<salt>$<hash>
 //
 // where m is the memory in KiB, t the number of passes, p the number of lanes,
 // and salt (16 bytes) and hash (32 bytes) are standard base64 without padding.
-// Hash always writes these parameters. Verify accepts other parameters so
+// Hash always writes these parameters: 19 MiB, 2 passes, 1 lane, the first
+// of the equivalent argon2id settings OWASP's password storage guidance
+// lists, chosen for the least memory an appliance must hold for a login.
+// Each derivation gives its memory back to the system at once, so that the
+// server's resident memory does not stay at a login's peak. Verify accepts other parameters so
 // that they can be raised later, but only within bounds (memory at most 1
 // GiB and at least 8 KiB a lane, time and lanes 1 to 16, salt 8 to 64 bytes,
 // hash 16 to 64 bytes), so that a damaged or planted hash cannot make a login
@@ -24,6 +28,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"unicode"
@@ -71,7 +76,7 @@ type params struct {
 
 // defaultParams returns the parameters Hash uses.
 func defaultParams() params {
-	return params{memoryKiB: 64 << 10, time: 3, threads: 2, saltLen: 16, keyLen: 32}
+	return params{memoryKiB: 19 << 10, time: 2, threads: 1, saltLen: 16, keyLen: 32}
 }
 
 // Bounds on what Verify accepts.
@@ -89,8 +94,8 @@ const (
 	maxHashString = 256
 )
 
-// Hash returns the PHC string of password hashed with argon2id at 64 MiB, 3
-// passes and 2 lanes, with a 16-byte salt from random.
+// Hash returns the PHC string of password hashed with argon2id at 19 MiB, 2
+// passes and 1 lane, with a 16-byte salt from random.
 func Hash(password string, random io.Reader) (string, error) {
 	return hash(password, random, defaultParams())
 }
@@ -134,7 +139,11 @@ type phcHash struct {
 
 // derive hashes password with the salt and parameters of h.
 func (h *phcHash) derive(password string) []byte {
-	return argon2.IDKey([]byte(password), h.salt, h.time, h.memoryKiB, h.threads, uint32(h.keyLen))
+	key := argon2.IDKey([]byte(password), h.salt, h.time, h.memoryKiB, h.threads, uint32(h.keyLen))
+	if h.memoryKiB >= 1<<10 {
+		debug.FreeOSMemory()
+	}
+	return key
 }
 
 // check reports whether the parameters and sizes are within bounds.
