@@ -28,6 +28,16 @@ func EncodeRequest(r Request) ([]byte, error) {
 	if r.Command == nil {
 		return nil, fmt.Errorf("%w: no command", ErrInvalidCommand)
 	}
+	if c, ok := r.Command.(*Checkout); ok {
+		if b, ok := appendCheckoutRequest(make([]byte, 0, 256), r, c); ok {
+			return b, nil
+		}
+	}
+	return encodeRequestJSON(r)
+}
+
+// encodeRequestJSON is EncodeRequest through encoding/json.
+func encodeRequestJSON(r Request) ([]byte, error) {
 	body, err := json.Marshal(r.Command)
 	if err != nil {
 		return nil, fmt.Errorf("encode %s: %w", r.Command.Type(), err)
@@ -44,6 +54,14 @@ func DecodeRequest(data []byte) (Request, error) {
 	if len(data) > MaxRequestBytes {
 		return Request{}, fmt.Errorf("%w: %d bytes, at most %d", ErrInvalidCommand, len(data), MaxRequestBytes)
 	}
+	if r, err, ok := decodeCheckoutRequest(data); ok {
+		return r, err
+	}
+	return decodeRequestJSON(data)
+}
+
+// decodeRequestJSON is DecodeRequest through encoding/json.
+func decodeRequestJSON(data []byte) (Request, error) {
 	var w wireRequest
 	if err := strictjson.Unmarshal(data, &w); err != nil {
 		return Request{}, fmt.Errorf("%w: %w", ErrInvalidCommand, err)
@@ -62,7 +80,11 @@ func DecodeRequest(data []byte) (Request, error) {
 	}
 	r := Request{ID: RequestID{Session: w.Session, Seq: w.Seq}, At: time.Unix(0, w.At).UTC(), Command: c}
 	if r.ID.Session == 0 || r.ID.Seq == 0 {
-		return Request{}, fmt.Errorf("%w: session and sequence must be non-zero", ErrInvalidRequest)
+		return Request{}, errZeroRequestID()
 	}
 	return r, nil
+}
+
+func errZeroRequestID() error {
+	return fmt.Errorf("%w: session and sequence must be non-zero", ErrInvalidRequest)
 }
