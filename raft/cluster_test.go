@@ -643,6 +643,9 @@ func TestGracefulStopHandsOverLeadership(t *testing.T) {
 		c.start(id, three)
 	}
 	old := c.leader()
+	// The new leader's own first work (raising the state level) is done,
+	// so that the hand-over is all that happens when it stops.
+	waitLevel(t, c.node(old), core.Level)
 	apply(t, c.node(old), rights(1))
 	c.stop(old)
 	if strings.Contains(logs.String(), "leadership not handed over") {
