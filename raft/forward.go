@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tallyhq/tally/core"
@@ -159,8 +160,7 @@ type fwdConn struct {
 	address string
 	c       net.Conn
 
-	wmu sync.Mutex
-	bw  *bufio.Writer
+	w *batchWriter
 
 	mu      sync.Mutex
 	nextID  uint64
@@ -206,16 +206,7 @@ func (fc *fwdConn) send(ctx context.Context, op byte, payload []byte) (reply, er
 	hdr[4] = op
 	binary.BigEndian.PutUint64(hdr[5:], id)
 	binary.BigEndian.PutUint64(hdr[13:], uint64(left))
-	fc.wmu.Lock()
-	_, err := fc.bw.Write(hdr[:])
-	if err == nil {
-		_, err = fc.bw.Write(payload)
-	}
-	if err == nil {
-		err = fc.bw.Flush()
-	}
-	fc.wmu.Unlock()
-	if err != nil {
+	if err := fc.w.write(hdr[:], payload); err != nil {
 		fc.fail(err)
 		return reply{}, fmt.Errorf("%w: %w: %w", core.ErrNotApplied, errForwardBroken, err)
 	}
@@ -307,7 +298,7 @@ func (f *forwarder) close() {
 
 // newFwdConn starts reading replies on c, a connection to address.
 func newFwdConn(address string, c net.Conn) *fwdConn {
-	fc := &fwdConn{address: address, c: c, bw: bufio.NewWriter(c), pending: map[uint64]chan reply{}, dead: make(chan struct{})}
+	fc := &fwdConn{address: address, c: c, w: newBatchWriter(c), pending: map[uint64]chan reply{}, dead: make(chan struct{})}
 	go fc.readLoop()
 	return fc
 }
@@ -370,8 +361,7 @@ func readFrame(r io.Reader) ([]byte, error) {
 func (n *Node) serveForward(c net.Conn) {
 	defer c.Close()
 	br := bufio.NewReader(c)
-	bw := bufio.NewWriter(c)
-	var wmu sync.Mutex
+	w := newBatchWriter(c)
 	sem := make(chan struct{}, maxForwardInflight)
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -411,11 +401,7 @@ func (n *Node) serveForward(c net.Conn) {
 			binary.BigEndian.PutUint32(hdr[:4], uint32(replyHeader+len(out)))
 			hdr[4] = status
 			binary.BigEndian.PutUint64(hdr[5:], id)
-			wmu.Lock()
-			defer wmu.Unlock()
-			bw.Write(hdr[:])
-			bw.Write(out)
-			if err := bw.Flush(); err != nil {
+			if err := w.write(hdr[:], out); err != nil {
 				c.Close()
 			}
 		}()
@@ -544,4 +530,36 @@ func (n *Node) leaderAddress(ctx context.Context) (string, error) {
 			return "", errClosed()
 		}
 	}
+}
+
+// batchWriter writes frames from many goroutines to one connection. A
+// writer that sees others waiting leaves the flush to the last of them, so
+// frames that are ready together go out in one write (one TLS record, one
+// system call) instead of one each.
+type batchWriter struct {
+	waiting atomic.Int32
+	mu      sync.Mutex
+	bw      *bufio.Writer
+}
+
+func newBatchWriter(c io.Writer) *batchWriter {
+	return &batchWriter{bw: bufio.NewWriterSize(c, 32<<10)}
+}
+
+// write writes the parts of one frame; the frame has been flushed, or
+// will be by a writer waiting now, when it returns.
+func (w *batchWriter) write(parts ...[]byte) error {
+	w.waiting.Add(1)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.waiting.Add(-1)
+	for _, p := range parts {
+		if _, err := w.bw.Write(p); err != nil {
+			return err
+		}
+	}
+	if w.waiting.Load() > 0 {
+		return nil
+	}
+	return w.bw.Flush()
 }

@@ -1,6 +1,7 @@
 package raft
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"go/ast"
@@ -9,6 +10,7 @@ import (
 	"net"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -135,5 +137,71 @@ func TestForwarderSharesADial(t *testing.T) {
 	}
 	if dials["next:61616"] != 1 {
 		t.Errorf("the next leader was dialed %d times, want 1", dials["next:61616"])
+	}
+}
+
+// gatedWriter records each write; the first blocks until release closes.
+type gatedWriter struct {
+	mu      sync.Mutex
+	writes  int
+	data    bytes.Buffer
+	release chan struct{}
+	first   chan struct{}
+}
+
+func (g *gatedWriter) Write(p []byte) (int, error) {
+	g.mu.Lock()
+	g.writes++
+	n := g.writes
+	g.data.Write(p)
+	g.mu.Unlock()
+	if n == 1 {
+		close(g.first)
+		<-g.release
+	}
+	return len(p), nil
+}
+
+// TestBatchWriterCoalesces: frames that wait behind a write go out
+// together in one more write, each whole.
+func TestBatchWriterCoalesces(t *testing.T) {
+	g := &gatedWriter{release: make(chan struct{}), first: make(chan struct{})}
+	w := newBatchWriter(g)
+	const frames = 20
+	frame := func(i int) []byte { return []byte(fmt.Sprintf("<frame %02d %s>", i, strings.Repeat("x", i))) }
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if err := w.write(frame(0)); err != nil {
+			t.Error(err)
+		}
+	})
+	<-g.first // frame 0 is being written and holds the writer
+	for i := 1; i < frames; i++ {
+		wg.Go(func() {
+			if err := w.write(frame(i)[:5], frame(i)[5:]); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for w.waiting.Load() < frames-1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d writers waiting", w.waiting.Load())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	close(g.release)
+	wg.Wait()
+	if g.writes != 2 {
+		t.Errorf("%d writes for %d frames, want the first and one for the rest", g.writes, frames)
+	}
+	got := g.data.String()
+	for i := range frames {
+		if strings.Count(got, string(frame(i))) != 1 {
+			t.Fatalf("frame %d not whole once in %q", i, got)
+		}
+	}
+	if len(got) != frames*len("<frame 00 >")+frames*(frames-1)/2 {
+		t.Fatalf("%d bytes written", len(got))
 	}
 }
