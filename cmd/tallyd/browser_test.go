@@ -230,7 +230,9 @@ func (b *uiBrowser) login(user, password string) {
 			if b.count(`[data-test=login-user]`) == 0 {
 				return true
 			}
-			failed = b.text(`[data-test=login-error]`)
+			// Only an error the page shows; a message from before the
+			// submit is hidden by it.
+			failed = evaluate[string](b, `(e => e && !e.hidden ? e.innerText : "")(document.querySelector('[data-test=login-error]'))`)
 			return failed != ""
 		})
 		if b.count(`[data-test=login-user]`) == 0 {

@@ -272,6 +272,7 @@ function showLogin(root) {
     }
     submit.disabled = true;
     error.hidden = true;
+    error.textContent = '';
     try {
       await track(api.login(name, password.value));
       loggedIn();
