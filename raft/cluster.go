@@ -180,8 +180,8 @@ func (n *Node) applyForward(ctx context.Context, c core.Command) (core.Result, e
 	if err != nil {
 		return core.Result{}, err
 	}
-	var res core.Result
-	if err := json.Unmarshal(out, &res); err != nil {
+	res, err := core.DecodeResult(out)
+	if err != nil {
 		return core.Result{}, fmt.Errorf("%w: unreadable result from the leader: %w", core.ErrNotApplied, err)
 	}
 	return res, nil

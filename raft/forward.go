@@ -434,7 +434,7 @@ func (n *Node) handleForward(ctx context.Context, op byte, payload []byte) (byte
 		if err != nil {
 			return fail(err)
 		}
-		b, err := json.Marshal(res)
+		b, err := core.EncodeResult(res)
 		if err != nil {
 			return fail(fmt.Errorf("%w: encode result: %w", core.ErrNotApplied, err))
 		}
