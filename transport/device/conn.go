@@ -214,10 +214,15 @@ func (c *conn) readLoop() {
 // the connection must end.
 func (c *conn) process(data []byte) (end bool) {
 	c.h.metrics.received.Add(1)
+	fast, isFast := readCapabilityMessage(data)
 	var env deviceproto.Envelope
-	if err := json.Unmarshal(data, &env); err != nil {
-		c.replyError(0, newError(deviceproto.CodeMalformed, "message is not a JSON envelope: "+oneLine(err.Error())))
-		return false
+	if isFast {
+		env = fast.env
+	} else {
+		if err := json.Unmarshal(data, &env); err != nil {
+			c.replyError(0, newError(deviceproto.CodeMalformed, "message is not a JSON envelope: "+oneLine(err.Error())))
+			return false
+		}
 	}
 	if !c.allow() {
 		c.replyError(env.ID, newError(deviceproto.CodeRateLimited, "too many messages; slow down"))
@@ -235,10 +240,13 @@ func (c *conn) process(data []byte) (end bool) {
 			c.replyError(env.ID, err)
 			return false
 		}
-		req, err := decodeRequest(env)
-		if err != nil {
-			c.replyError(env.ID, err)
-			return false
+		req := request{id: env.ID, features: fast.features}
+		if !isFast {
+			var err error
+			if req, err = decodeRequest(env); err != nil {
+				c.replyError(env.ID, err)
+				return false
+			}
 		}
 		select {
 		case c.inflight <- struct{}{}:

@@ -333,7 +333,7 @@ func (h *Handler) runPushes() {
 					Overdraft: l.Overdraft, Expiry: l.Expiry,
 				})
 			}
-			payloads[i], _ = json.Marshal(p)
+			payloads[i], _ = marshalPayload(&p)
 		}
 		signed, err := h.signer.signAll(payloads)
 		if err != nil {
@@ -341,10 +341,7 @@ func (h *Handler) runPushes() {
 			continue
 		}
 		for i, j := range jobs {
-			msg, err := encode(deviceproto.TypeLeaseChanged, 0, signed[i])
-			if err != nil {
-				continue
-			}
+			msg := encodeSigned(deviceproto.TypeLeaseChanged, 0, &signed[i])
 			for _, c := range j.conns {
 				h.metrics.pushes.Add(1)
 				c.enqueue(msg)

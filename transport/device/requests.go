@@ -156,7 +156,7 @@ func deviceInfo(msg deviceproto.Hello) (core.DeviceInfo, error) {
 
 // request is a decoded request of a device that has said hello.
 type request struct {
-	env deviceproto.Envelope
+	id uint64
 	// features are the features asked for; nil for status.
 	features []deviceproto.FeatureRequest
 }
@@ -164,7 +164,7 @@ type request struct {
 // decodeRequest decodes the body of capabilityRequest, renew, return or
 // status.
 func decodeRequest(env deviceproto.Envelope) (request, error) {
-	r := request{env: env}
+	r := request{id: env.ID}
 	switch env.Type {
 	case deviceproto.TypeStatus:
 		var msg deviceproto.StatusRequest
@@ -196,18 +196,18 @@ func (c *conn) handle(r request) {
 	h := c.h
 	device, err := c.admitted()
 	if err != nil {
-		c.replyError(r.env.ID, err)
+		c.replyError(r.id, err)
 		return
 	}
 	ctx, cancel := context.WithTimeout(h.ctx, h.cfg.ApplyTimeout)
 	defer cancel()
 	if r.features == nil {
-		err = c.status(ctx, r.env.ID, device)
+		err = c.status(ctx, r.id, device)
 	} else {
-		err = c.capability(ctx, r.env.ID, device, c.currentSession(), r.features)
+		err = c.capability(ctx, r.id, device, c.currentSession(), r.features)
 	}
 	if err != nil {
-		c.replyError(r.env.ID, err)
+		c.replyError(r.id, err)
 	}
 }
 
@@ -330,7 +330,7 @@ func (c *conn) capability(ctx context.Context, id uint64, device hostid.HostID, 
 			h.metrics.checkouts.Add(1)
 		}
 	}
-	payload, err := json.Marshal(p)
+	payload, err := marshalPayload(&p)
 	if err != nil {
 		return err
 	}
@@ -338,6 +338,6 @@ func (c *conn) capability(ctx context.Context, id uint64, device hostid.HostID, 
 	if err != nil {
 		return err
 	}
-	c.reply(deviceproto.TypeCapabilityResponse, id, signed)
+	c.enqueue(encodeSigned(deviceproto.TypeCapabilityResponse, id, &signed))
 	return nil
 }
