@@ -19,6 +19,9 @@ import (
 type conn struct {
 	h  *Handler
 	ws *websocket.Conn
+	// out is the connection under ws, corked while the writer writes
+	// the replies that wait together.
+	out *corkedConn
 
 	send      chan []byte
 	done      chan struct{} // closed when the connection is to end
@@ -64,10 +67,11 @@ type conn struct {
 	order map[string]chan struct{}
 }
 
-func newConn(h *Handler, ws *websocket.Conn) *conn {
+func newConn(h *Handler, ws *websocket.Conn, out *corkedConn) *conn {
 	return &conn{
 		h:        h,
 		ws:       ws,
+		out:      out,
 		send:     make(chan []byte, h.cfg.SendQueue),
 		done:     make(chan struct{}),
 		inflight: make(chan struct{}, h.cfg.MaxInFlight),
@@ -344,10 +348,27 @@ func (c *conn) writeLoop() {
 		h.metrics.sent.Add(1)
 		return true
 	}
+	// writeQueued writes msg and, when more wait behind it, those too, in
+	// one write to the connection.
+	writeQueued := func(msg []byte) bool {
+		if len(c.send) == 0 {
+			return write(msg)
+		}
+		c.out.cork()
+		ok := write(msg)
+		for ok && len(c.send) > 0 {
+			ok = write(<-c.send)
+		}
+		if err := c.out.uncork(); err != nil && ok {
+			c.abort()
+			return false
+		}
+		return ok
+	}
 	for {
 		select {
 		case msg := <-c.send:
-			if !write(msg) {
+			if !writeQueued(msg) {
 				return
 			}
 		case <-ping.C:
@@ -359,7 +380,7 @@ func (c *conn) writeLoop() {
 			for {
 				select {
 				case msg := <-c.send:
-					if !write(msg) {
+					if !writeQueued(msg) {
 						return
 					}
 					continue

@@ -162,7 +162,7 @@ func frame(typ string, body []byte) []byte {
 // said hello as device "fuzz-device".
 func newTestConn(t *testing.T, h *Handler, hello bool) *conn {
 	if !hello {
-		return newConn(h, nil)
+		return newConn(h, nil, nil)
 	}
 	return newTestConnAs(t, h, "fuzz-device")
 }
@@ -170,7 +170,7 @@ func newTestConn(t *testing.T, h *Handler, hello bool) *conn {
 // newTestConnAs returns a connection without a socket that has said hello
 // as device value.
 func newTestConnAs(t *testing.T, h *Handler, value string) *conn {
-	c := newConn(h, nil)
+	c := newConn(h, nil, nil)
 	c.addr = "192.0.2.1:50000"
 	replies := exchange(t, c, frame(deviceproto.TypeHello,
 		[]byte(`{"protocol":"tally-device/1","hostIds":[{"value":"`+value+`","type":"STRING"}]}`)))

@@ -108,11 +108,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.serving.Done()
 	}()
 
-	ws, err := h.upgrader.Upgrade(w, r, nil)
+	cw := &corkingWriter{ResponseWriter: w}
+	ws, err := h.upgrader.Upgrade(cw, r, nil)
 	if err != nil {
 		return // the upgrader has answered
 	}
-	c := newConn(h, ws)
+	c := newConn(h, ws, cw.conn)
 	c.addr = r.RemoteAddr
 	h.mu.Lock()
 	if h.closed {
