@@ -1,6 +1,7 @@
 package device
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -194,11 +195,21 @@ func (c *conn) serve() {
 	}
 }
 
+// readBuffers hold one message each while it is processed; nothing
+// processing keeps refers to a message's bytes.
+var readBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
 func (c *conn) readLoop() {
 	h := c.h
 	for {
-		_, data, err := c.ws.ReadMessage()
+		buf := readBuffers.Get().(*bytes.Buffer)
+		buf.Reset()
+		_, r, err := c.ws.NextReader()
+		if err == nil {
+			_, err = buf.ReadFrom(r)
+		}
 		if err != nil {
+			readBuffers.Put(buf)
 			if errors.Is(err, websocket.ErrReadLimit) {
 				// gorilla has sent close 1009.
 				h.metrics.oversized.Add(1)
@@ -207,7 +218,9 @@ func (c *conn) readLoop() {
 			return
 		}
 		c.ws.SetReadDeadline(time.Now().Add(h.cfg.ReadTimeout))
-		if c.process(data) {
+		end := c.process(buf.Bytes())
+		readBuffers.Put(buf)
+		if end {
 			return
 		}
 	}
