@@ -24,7 +24,7 @@ type conn struct {
 	// the replies that wait together.
 	out *corkedConn
 
-	send      chan []byte
+	send      chan outMsg
 	done      chan struct{} // closed when the connection is to end
 	closeOnce sync.Once
 	closeCode int // close frame the writer sends; 0 for none
@@ -73,7 +73,7 @@ func newConn(h *Handler, ws *websocket.Conn, out *corkedConn) *conn {
 		h:        h,
 		ws:       ws,
 		out:      out,
-		send:     make(chan []byte, h.cfg.SendQueue),
+		send:     make(chan outMsg, h.cfg.SendQueue),
 		done:     make(chan struct{}),
 		inflight: make(chan struct{}, h.cfg.MaxInFlight),
 		tokens:   max(h.cfg.MaxRate, 1),
@@ -97,9 +97,25 @@ func (c *conn) abort() {
 	c.ws.NetConn().Close()
 }
 
+// outMsg is a message queued for the writer. When buf is set it holds
+// data and goes back to msgBuffers once written.
+type outMsg struct {
+	data []byte
+	buf  *[]byte
+}
+
+// msgBuffers hold replies from their encoding until they are written.
+var msgBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
+
 // enqueue queues a message for the writer; a full queue aborts the
 // connection.
-func (c *conn) enqueue(msg []byte) {
+func (c *conn) enqueue(msg []byte) { c.enqueueMsg(outMsg{data: msg}) }
+
+// enqueueBuffer queues the message in a buffer from msgBuffers, which
+// the caller no longer uses.
+func (c *conn) enqueueBuffer(buf *[]byte) { c.enqueueMsg(outMsg{data: *buf, buf: buf}) }
+
+func (c *conn) enqueueMsg(msg outMsg) {
 	select {
 	case <-c.done:
 		return
@@ -352,9 +368,14 @@ func (c *conn) writeLoop() {
 	ping := time.NewTicker(h.cfg.ReadTimeout / 3)
 	defer ping.Stop()
 	defer c.ws.Close()
-	write := func(msg []byte) bool {
+	write := func(msg outMsg) bool {
 		c.ws.SetWriteDeadline(time.Now().Add(h.cfg.WriteTimeout))
-		if err := c.ws.WriteMessage(websocket.TextMessage, msg); err != nil {
+		err := c.ws.WriteMessage(websocket.TextMessage, msg.data)
+		if msg.buf != nil && cap(*msg.buf) <= 64<<10 {
+			*msg.buf = (*msg.buf)[:0]
+			msgBuffers.Put(msg.buf)
+		}
+		if err != nil {
 			c.abort()
 			return false
 		}
@@ -363,7 +384,7 @@ func (c *conn) writeLoop() {
 	}
 	// writeQueued writes msg and, when more wait behind it, those too, in
 	// one write to the connection.
-	writeQueued := func(msg []byte) bool {
+	writeQueued := func(msg outMsg) bool {
 		if len(c.send) == 0 {
 			return write(msg)
 		}

@@ -117,7 +117,8 @@ func exchange(t *testing.T, c *conn, frame []byte) []deviceproto.Envelope {
 	var out []deviceproto.Envelope
 	for {
 		select {
-		case msg := <-c.send:
+		case queued := <-c.send:
+			msg := queued.data
 			var env deviceproto.Envelope
 			if err := json.Unmarshal(msg, &env); err != nil {
 				t.Fatalf("reply is not an envelope: %s", msg)

@@ -330,14 +330,23 @@ func (c *conn) capability(ctx context.Context, id uint64, device hostid.HostID, 
 			h.metrics.checkouts.Add(1)
 		}
 	}
-	payload, err := marshalPayload(&p)
-	if err != nil {
-		return err
+	pbuf := msgBuffers.Get().(*[]byte)
+	payload, ok := appendPayload((*pbuf)[:0], &p)
+	if !ok {
+		if payload, err = json.Marshal(p); err != nil {
+			return err
+		}
 	}
 	signed, err := h.signer.sign(ctx, payload)
 	if err != nil {
-		return err
+		return err // the signer may still hold payload: pbuf is not reused
 	}
-	c.enqueue(encodeSigned(deviceproto.TypeCapabilityResponse, id, &signed))
+	mbuf := msgBuffers.Get().(*[]byte)
+	*mbuf = appendSigned((*mbuf)[:0], deviceproto.TypeCapabilityResponse, id, &signed)
+	if ok {
+		*pbuf = payload[:0]
+		msgBuffers.Put(pbuf)
+	}
+	c.enqueueBuffer(mbuf)
 	return nil
 }
