@@ -21,10 +21,12 @@ type Handler struct {
 	upgrader websocket.Upgrader
 	signer   *batchSigner
 	policy   *policyCache
-	metrics  *metrics
-	sources  *sourceLimiter  // failed onboard and authenticate attempts per address
-	ctx      context.Context // cancelled by Close
-	cancel   context.CancelFunc
+	// applyContexts bound the store operations of requests.
+	applyContexts *applyContexts
+	metrics       *metrics
+	sources       *sourceLimiter  // failed onboard and authenticate attempts per address
+	ctx           context.Context // cancelled by Close
+	cancel        context.CancelFunc
 
 	mu       sync.Mutex
 	closed   bool
@@ -55,15 +57,16 @@ func NewHandler(cfg Config) (*Handler, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	h := &Handler{
-		cfg:      cfg,
-		policy:   &policyCache{store: cfg.Store, now: cfg.Now},
-		metrics:  newMetrics(),
-		sources:  newSourceLimiter(cfg.MaxSourceAuthFailures, cfg.SourceAuthInterval, cfg.Now),
-		ctx:      ctx,
-		cancel:   cancel,
-		conns:    map[*conn]struct{}{},
-		byDevice: map[hostid.HostID][]*conn{},
-		pushWake: make(chan struct{}, 1),
+		cfg:           cfg,
+		policy:        &policyCache{store: cfg.Store, now: cfg.Now},
+		metrics:       newMetrics(),
+		sources:       newSourceLimiter(cfg.MaxSourceAuthFailures, cfg.SourceAuthInterval, cfg.Now),
+		ctx:           ctx,
+		cancel:        cancel,
+		applyContexts: newApplyContexts(ctx, cfg.ApplyTimeout),
+		conns:         map[*conn]struct{}{},
+		byDevice:      map[hostid.HostID][]*conn{},
+		pushWake:      make(chan struct{}, 1),
 	}
 	// Small buffers: an idle connection should cost little. Writes borrow
 	// a buffer from the pool only while a message is being written.

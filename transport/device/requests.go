@@ -199,8 +199,7 @@ func (c *conn) handle(r request) {
 		c.replyError(r.id, err)
 		return
 	}
-	ctx, cancel := context.WithTimeout(h.ctx, h.cfg.ApplyTimeout)
-	defer cancel()
+	ctx := h.applyContexts.get()
 	if r.features == nil {
 		err = c.status(ctx, r.id, device)
 	} else {
