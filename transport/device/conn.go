@@ -211,8 +211,8 @@ func (c *conn) serve() {
 	}
 }
 
-// readBuffers hold one message each while it is processed; nothing
-// processing keeps refers to a message's bytes.
+// readBuffers hold one message each while it is processed; processing
+// keeps no reference to a message's bytes.
 var readBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 func (c *conn) readLoop() {
@@ -251,11 +251,9 @@ func (c *conn) process(data []byte) (end bool) {
 	var env deviceproto.Envelope
 	if isFast {
 		env = fast.env
-	} else {
-		if err := json.Unmarshal(data, &env); err != nil {
-			c.replyError(0, newError(deviceproto.CodeMalformed, "message is not a JSON envelope: "+oneLine(err.Error())))
-			return false
-		}
+	} else if err := json.Unmarshal(data, &env); err != nil {
+		c.replyError(0, newError(deviceproto.CodeMalformed, "message is not a JSON envelope: "+oneLine(err.Error())))
+		return false
 	}
 	if !c.allow() {
 		c.replyError(env.ID, newError(deviceproto.CodeRateLimited, "too many messages; slow down"))
