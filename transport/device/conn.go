@@ -1,6 +1,7 @@
 package device
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -19,8 +20,11 @@ import (
 type conn struct {
 	h  *Handler
 	ws *websocket.Conn
+	// out is the connection under ws, corked while the writer writes
+	// the replies that wait together.
+	out *corkedConn
 
-	send      chan []byte
+	send      chan outMsg
 	done      chan struct{} // closed when the connection is to end
 	closeOnce sync.Once
 	closeCode int // close frame the writer sends; 0 for none
@@ -64,11 +68,12 @@ type conn struct {
 	order map[string]chan struct{}
 }
 
-func newConn(h *Handler, ws *websocket.Conn) *conn {
+func newConn(h *Handler, ws *websocket.Conn, out *corkedConn) *conn {
 	return &conn{
 		h:        h,
 		ws:       ws,
-		send:     make(chan []byte, h.cfg.SendQueue),
+		out:      out,
+		send:     make(chan outMsg, h.cfg.SendQueue),
 		done:     make(chan struct{}),
 		inflight: make(chan struct{}, h.cfg.MaxInFlight),
 		tokens:   max(h.cfg.MaxRate, 1),
@@ -92,9 +97,25 @@ func (c *conn) abort() {
 	c.ws.NetConn().Close()
 }
 
+// outMsg is a message queued for the writer. When buf is set it holds
+// data and goes back to msgBuffers once written.
+type outMsg struct {
+	data []byte
+	buf  *[]byte
+}
+
+// msgBuffers hold replies from their encoding until they are written.
+var msgBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
+
 // enqueue queues a message for the writer; a full queue aborts the
 // connection.
-func (c *conn) enqueue(msg []byte) {
+func (c *conn) enqueue(msg []byte) { c.enqueueMsg(outMsg{data: msg}) }
+
+// enqueueBuffer queues the message in a buffer from msgBuffers, which
+// the caller no longer uses.
+func (c *conn) enqueueBuffer(buf *[]byte) { c.enqueueMsg(outMsg{data: *buf, buf: buf}) }
+
+func (c *conn) enqueueMsg(msg outMsg) {
 	select {
 	case <-c.done:
 		return
@@ -190,11 +211,21 @@ func (c *conn) serve() {
 	}
 }
 
+// readBuffers hold one message each while it is processed; processing
+// keeps no reference to a message's bytes.
+var readBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
 func (c *conn) readLoop() {
 	h := c.h
 	for {
-		_, data, err := c.ws.ReadMessage()
+		buf := readBuffers.Get().(*bytes.Buffer)
+		buf.Reset()
+		_, r, err := c.ws.NextReader()
+		if err == nil {
+			_, err = buf.ReadFrom(r)
+		}
 		if err != nil {
+			readBuffers.Put(buf)
 			if errors.Is(err, websocket.ErrReadLimit) {
 				// gorilla has sent close 1009.
 				h.metrics.oversized.Add(1)
@@ -203,7 +234,9 @@ func (c *conn) readLoop() {
 			return
 		}
 		c.ws.SetReadDeadline(time.Now().Add(h.cfg.ReadTimeout))
-		if c.process(data) {
+		end := c.process(buf.Bytes())
+		readBuffers.Put(buf)
+		if end {
 			return
 		}
 	}
@@ -214,8 +247,11 @@ func (c *conn) readLoop() {
 // the connection must end.
 func (c *conn) process(data []byte) (end bool) {
 	c.h.metrics.received.Add(1)
+	fast, isFast := readCapabilityMessage(data)
 	var env deviceproto.Envelope
-	if err := json.Unmarshal(data, &env); err != nil {
+	if isFast {
+		env = fast.env
+	} else if err := json.Unmarshal(data, &env); err != nil {
 		c.replyError(0, newError(deviceproto.CodeMalformed, "message is not a JSON envelope: "+oneLine(err.Error())))
 		return false
 	}
@@ -235,10 +271,13 @@ func (c *conn) process(data []byte) (end bool) {
 			c.replyError(env.ID, err)
 			return false
 		}
-		req, err := decodeRequest(env)
-		if err != nil {
-			c.replyError(env.ID, err)
-			return false
+		req := request{id: env.ID, features: fast.features}
+		if !isFast {
+			var err error
+			if req, err = decodeRequest(env); err != nil {
+				c.replyError(env.ID, err)
+				return false
+			}
 		}
 		select {
 		case c.inflight <- struct{}{}:
@@ -327,19 +366,41 @@ func (c *conn) writeLoop() {
 	ping := time.NewTicker(h.cfg.ReadTimeout / 3)
 	defer ping.Stop()
 	defer c.ws.Close()
-	write := func(msg []byte) bool {
+	write := func(msg outMsg) bool {
 		c.ws.SetWriteDeadline(time.Now().Add(h.cfg.WriteTimeout))
-		if err := c.ws.WriteMessage(websocket.TextMessage, msg); err != nil {
+		err := c.ws.WriteMessage(websocket.TextMessage, msg.data)
+		if msg.buf != nil && cap(*msg.buf) <= 64<<10 {
+			*msg.buf = (*msg.buf)[:0]
+			msgBuffers.Put(msg.buf)
+		}
+		if err != nil {
 			c.abort()
 			return false
 		}
 		h.metrics.sent.Add(1)
 		return true
 	}
+	// writeQueued writes msg and, when more wait behind it, those too, in
+	// one write to the connection.
+	writeQueued := func(msg outMsg) bool {
+		if len(c.send) == 0 {
+			return write(msg)
+		}
+		c.out.cork()
+		ok := write(msg)
+		for ok && len(c.send) > 0 {
+			ok = write(<-c.send)
+		}
+		if err := c.out.uncork(); err != nil && ok {
+			c.abort()
+			return false
+		}
+		return ok
+	}
 	for {
 		select {
 		case msg := <-c.send:
-			if !write(msg) {
+			if !writeQueued(msg) {
 				return
 			}
 		case <-ping.C:
@@ -351,7 +412,7 @@ func (c *conn) writeLoop() {
 			for {
 				select {
 				case msg := <-c.send:
-					if !write(msg) {
+					if !writeQueued(msg) {
 						return
 					}
 					continue

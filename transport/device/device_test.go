@@ -781,3 +781,27 @@ func TestNewConnectionSupersedes(t *testing.T) {
 	send(t, second, deviceproto.TypeCapabilityRequest, 12, deviceproto.CapabilityRequest{Features: []deviceproto.FeatureRequest{feature("viewer", "1.5", 1)}})
 	granted(second, 12)
 }
+
+// TestConcurrentRequestsOfOneClient: replies the server writes to a
+// connection together arrive as separate messages, each signed.
+func TestConcurrentRequestsOfOneClient(t *testing.T) {
+	srv := devicetest.NewServer(t, device.Config{})
+	c := dial(t, srv, "dev-burst")
+	var wg sync.WaitGroup
+	for i := range 64 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := c.Checkout(context.Background(), feature("big", "1.0", int64(1+i))); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if _, err := c.Return(context.Background(), deviceproto.FeatureRef{Name: "big", Version: "1.0"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := srv.Used(t, "big", "1.0"); got != 0 {
+		t.Fatalf("used %d after the return", got)
+	}
+}

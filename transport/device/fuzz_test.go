@@ -117,7 +117,8 @@ func exchange(t *testing.T, c *conn, frame []byte) []deviceproto.Envelope {
 	var out []deviceproto.Envelope
 	for {
 		select {
-		case msg := <-c.send:
+		case queued := <-c.send:
+			msg := queued.data
 			var env deviceproto.Envelope
 			if err := json.Unmarshal(msg, &env); err != nil {
 				t.Fatalf("reply is not an envelope: %s", msg)
@@ -162,7 +163,7 @@ func frame(typ string, body []byte) []byte {
 // said hello as device "fuzz-device".
 func newTestConn(t *testing.T, h *Handler, hello bool) *conn {
 	if !hello {
-		return newConn(h, nil)
+		return newConn(h, nil, nil)
 	}
 	return newTestConnAs(t, h, "fuzz-device")
 }
@@ -170,7 +171,7 @@ func newTestConn(t *testing.T, h *Handler, hello bool) *conn {
 // newTestConnAs returns a connection without a socket that has said hello
 // as device value.
 func newTestConnAs(t *testing.T, h *Handler, value string) *conn {
-	c := newConn(h, nil)
+	c := newConn(h, nil, nil)
 	c.addr = "192.0.2.1:50000"
 	replies := exchange(t, c, frame(deviceproto.TypeHello,
 		[]byte(`{"protocol":"tally-device/1","hostIds":[{"value":"`+value+`","type":"STRING"}]}`)))

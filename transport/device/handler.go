@@ -21,10 +21,12 @@ type Handler struct {
 	upgrader websocket.Upgrader
 	signer   *batchSigner
 	policy   *policyCache
-	metrics  *metrics
-	sources  *sourceLimiter  // failed onboard and authenticate attempts per address
-	ctx      context.Context // cancelled by Close
-	cancel   context.CancelFunc
+	// applyContexts bound the store operations of requests.
+	applyContexts *applyContexts
+	metrics       *metrics
+	sources       *sourceLimiter  // failed onboard and authenticate attempts per address
+	ctx           context.Context // cancelled by Close
+	cancel        context.CancelFunc
 
 	mu       sync.Mutex
 	closed   bool
@@ -55,15 +57,16 @@ func NewHandler(cfg Config) (*Handler, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	h := &Handler{
-		cfg:      cfg,
-		policy:   &policyCache{store: cfg.Store, now: cfg.Now},
-		metrics:  newMetrics(),
-		sources:  newSourceLimiter(cfg.MaxSourceAuthFailures, cfg.SourceAuthInterval, cfg.Now),
-		ctx:      ctx,
-		cancel:   cancel,
-		conns:    map[*conn]struct{}{},
-		byDevice: map[hostid.HostID][]*conn{},
-		pushWake: make(chan struct{}, 1),
+		cfg:           cfg,
+		policy:        &policyCache{store: cfg.Store, now: cfg.Now},
+		metrics:       newMetrics(),
+		sources:       newSourceLimiter(cfg.MaxSourceAuthFailures, cfg.SourceAuthInterval, cfg.Now),
+		ctx:           ctx,
+		cancel:        cancel,
+		applyContexts: newApplyContexts(ctx, cfg.ApplyTimeout),
+		conns:         map[*conn]struct{}{},
+		byDevice:      map[hostid.HostID][]*conn{},
+		pushWake:      make(chan struct{}, 1),
 	}
 	// Small buffers: an idle connection should cost little. Writes borrow
 	// a buffer from the pool only while a message is being written.
@@ -108,12 +111,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.serving.Done()
 	}
 
-	ws, err := h.upgrader.Upgrade(w, r, nil)
+	cw := &corkingWriter{ResponseWriter: w}
+	ws, err := h.upgrader.Upgrade(cw, r, nil)
 	if err != nil {
 		done()
 		return // the upgrader has answered
 	}
-	c := newConn(h, ws)
+	c := newConn(h, ws, cw.conn)
 	c.addr = r.RemoteAddr
 	h.mu.Lock()
 	if h.closed {
@@ -342,7 +346,7 @@ func (h *Handler) runPushes() {
 					Overdraft: l.Overdraft, Expiry: l.Expiry,
 				})
 			}
-			payloads[i], _ = json.Marshal(p)
+			payloads[i], _ = marshalPayload(&p)
 		}
 		signed, err := h.signer.signAll(payloads)
 		if err != nil {
@@ -350,10 +354,7 @@ func (h *Handler) runPushes() {
 			continue
 		}
 		for i, j := range jobs {
-			msg, err := encode(deviceproto.TypeLeaseChanged, 0, signed[i])
-			if err != nil {
-				continue
-			}
+			msg := encodeSigned(deviceproto.TypeLeaseChanged, 0, &signed[i])
 			for _, c := range j.conns {
 				h.metrics.pushes.Add(1)
 				c.enqueue(msg)

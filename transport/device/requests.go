@@ -156,7 +156,7 @@ func deviceInfo(msg deviceproto.Hello) (core.DeviceInfo, error) {
 
 // request is a decoded request of a device that has said hello.
 type request struct {
-	env deviceproto.Envelope
+	id uint64
 	// features are the features asked for; nil for status.
 	features []deviceproto.FeatureRequest
 }
@@ -164,7 +164,7 @@ type request struct {
 // decodeRequest decodes the body of capabilityRequest, renew, return or
 // status.
 func decodeRequest(env deviceproto.Envelope) (request, error) {
-	r := request{env: env}
+	r := request{id: env.ID}
 	switch env.Type {
 	case deviceproto.TypeStatus:
 		var msg deviceproto.StatusRequest
@@ -196,18 +196,17 @@ func (c *conn) handle(r request) {
 	h := c.h
 	device, err := c.admitted()
 	if err != nil {
-		c.replyError(r.env.ID, err)
+		c.replyError(r.id, err)
 		return
 	}
-	ctx, cancel := context.WithTimeout(h.ctx, h.cfg.ApplyTimeout)
-	defer cancel()
+	ctx := h.applyContexts.get()
 	if r.features == nil {
-		err = c.status(ctx, r.env.ID, device)
+		err = c.status(ctx, r.id, device)
 	} else {
-		err = c.capability(ctx, r.env.ID, device, c.currentSession(), r.features)
+		err = c.capability(ctx, r.id, device, c.currentSession(), r.features)
 	}
 	if err != nil {
-		c.replyError(r.env.ID, err)
+		c.replyError(r.id, err)
 	}
 }
 
@@ -330,14 +329,23 @@ func (c *conn) capability(ctx context.Context, id uint64, device hostid.HostID, 
 			h.metrics.checkouts.Add(1)
 		}
 	}
-	payload, err := json.Marshal(p)
-	if err != nil {
-		return err
+	pbuf := msgBuffers.Get().(*[]byte)
+	payload, ok := appendPayload((*pbuf)[:0], &p)
+	if !ok {
+		if payload, err = json.Marshal(p); err != nil {
+			return err
+		}
 	}
 	signed, err := h.signer.sign(ctx, payload)
 	if err != nil {
-		return err
+		return err // the signer may still hold payload: pbuf is not reused
 	}
-	c.reply(deviceproto.TypeCapabilityResponse, id, signed)
+	mbuf := msgBuffers.Get().(*[]byte)
+	*mbuf = appendSigned((*mbuf)[:0], deviceproto.TypeCapabilityResponse, id, &signed)
+	if ok {
+		*pbuf = payload[:0]
+		msgBuffers.Put(pbuf)
+	}
+	c.enqueueBuffer(mbuf)
 	return nil
 }
