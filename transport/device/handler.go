@@ -84,7 +84,7 @@ func NewHandler(cfg Config) (*Handler, error) {
 }
 
 // ServeHTTP upgrades the request to a WebSocket and serves the connection
-// until it ends.
+// on a goroutine of its own until it ends.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.mu.Lock()
 	if h.closed || h.open >= h.cfg.MaxConnections {
