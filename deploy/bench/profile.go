@@ -61,9 +61,9 @@ func profileHotPaths(ctx context.Context, o *options, r *report) error {
 			}
 			r.Notes = append(r.Notes, "Where the CPU of the in-process WebSocket node benchmark goes (cumulative share of all samples, "+
 				"server and its 1,000 clients together, overlapping): "+strings.Join(parts, ", ")+
-				". What stands in the way of the WebSocket targets on this machine is CPU per request, not the durable log: "+
-				"JSON encoding and decoding of every message, one TLS record and write syscall per message, and allocation/GC; "+
-				"the raft log alone applies far faster (see raft durable apply).")
+				". On this machine the WebSocket targets are bound by CPU per request, servers and load generators "+
+				"sharing two cores, not by the durable log, which alone applies far faster (see raft durable apply); "+
+				"the TLS round-trip floor bounds what any server could do here.")
 		}
 	}
 	return nil
