@@ -22,7 +22,7 @@ func (s *State) checkout(c *Checkout) (Result, error) {
 	}
 	res, err := s.applyCheckout(d, c)
 	if err == nil && c.Conn != 0 {
-		d.setAsked(c.Feature, c.Version, c.Conn)
+		s.setAsked(d, c.Feature, c.Version, c.Conn)
 	}
 	return res, err
 }

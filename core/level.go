@@ -18,7 +18,8 @@ import (
 //	2  device connections: each Hello (and each Onboard) numbers the
 //	   device's connection (Result.Conn), and a Checkout names its
 //	   connection. A feature's latest asker is the highest-numbered
-//	   connection that asked for it; a Checkout from an earlier connection
+//	   connection that asked for it (by name, whatever the version; kept
+//	   for the names the rights hold); a Checkout from an earlier connection
 //	   is refused with ErrSuperseded, so a request the device gave up on
 //	   cannot land after what it asked on its next connection. The end of
 //	   a connection (Disconnect with its number) frees only the leases no
@@ -75,39 +76,46 @@ func (d *device) supersedes(c *Checkout) error {
 		return fmt.Errorf("%w: connection %d of %s is not one the server numbered (the latest is %d)",
 			ErrSuperseded, c.Conn, c.Device, d.conn)
 	}
-	if by := d.askedBy(c.Feature, c.Version); c.Conn < by {
-		return fmt.Errorf("%w: %s asked for %s %s on connection %d since connection %d, which this request came on",
-			ErrSuperseded, c.Device, c.Feature, c.Version, by, c.Conn)
+	if by := d.askedBy(c.Feature); c.Conn < by {
+		return fmt.Errorf("%w: %s asked for %s on connection %d since connection %d, which this request came on",
+			ErrSuperseded, c.Device, c.Feature, by, c.Conn)
 	}
 	return nil
 }
 
-// asked records which connection of a device last asked for a feature.
+// asked records which connection of a device last asked for a feature
+// (by name, whatever the version).
 type asked struct {
 	feature string
-	version version.Version
 	conn    uint64
 }
 
 // askedBy returns the connection that last asked for the feature; 0 for
 // none.
-func (d *device) askedBy(feature string, v version.Version) uint64 {
+func (d *device) askedBy(feature string) uint64 {
 	for _, a := range d.asked {
-		if a.feature == feature && a.version == v {
+		if a.feature == feature {
 			return a.conn
 		}
 	}
 	return 0
 }
 
-func (d *device) setAsked(feature string, v version.Version, conn uint64) {
+// setAsked records that connection conn asked for the feature. It keeps
+// the record for the features the rights name, or the device holds or has
+// asked for, not for every name a device may send, so that the record is
+// bounded by the rights.
+func (s *State) setAsked(d *device, feature string, v version.Version, conn uint64) {
 	for i := range d.asked {
-		if a := &d.asked[i]; a.feature == feature && a.version == v {
+		if a := &d.asked[i]; a.feature == feature {
 			a.conn = max(a.conn, conn)
 			return
 		}
 	}
-	d.asked = append(d.asked, asked{feature: feature, version: v, conn: conn})
+	if s.families[feature] == nil && d.findLease(feature, v) == nil {
+		return
+	}
+	d.asked = append(d.asked, asked{feature: feature, conn: conn})
 }
 
 // endLeasesOf ends the leases of d that no connection after conn asked
@@ -115,7 +123,7 @@ func (d *device) setAsked(feature string, v version.Version, conn uint64) {
 func (s *State) endLeasesOf(d *device, conn uint64) []Lease {
 	var freed []Lease
 	for _, l := range slices.Clone(d.leases) {
-		if d.askedBy(l.feature, l.version) > conn {
+		if d.askedBy(l.feature) > conn {
 			continue
 		}
 		info := l.info()

@@ -3,6 +3,7 @@ package core
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -116,10 +117,18 @@ func TestSupersededConnection(t *testing.T) {
 	if f := h.feature("cad", "1.0"); f.Used != 1 {
 		t.Fatalf("an unknown connection's end freed %+v", f)
 	}
+	// Names the device never held leave nothing behind, however many.
+	n := len(h.s.devices[d].asked)
+	for i := range 50 {
+		h.apply(out(fmt.Sprintf("nothing-%d", i), 1, second))
+	}
+	if got := len(h.s.devices[d].asked); got != n {
+		t.Fatalf("denied checkouts of unknown features grew the record from %d to %d", n, got)
+	}
 	// The numbers survive a snapshot, so that every node refuses alike.
 	_, back := h.restoredCopy()
-	if bd := back.devices[d]; bd.conn != second || bd.askedBy("cad", version.MustParse("1.0")) != second {
-		t.Fatalf("restored connection %d, cad asked by %d", bd.conn, bd.askedBy("cad", version.MustParse("1.0")))
+	if bd := back.devices[d]; bd.conn != second || bd.askedBy("cad") != second {
+		t.Fatalf("restored connection %d, cad asked by %d", bd.conn, bd.askedBy("cad"))
 	}
 	// Zero names no connection and is served, as from an older node; the
 	// current connection's end frees the lease.
@@ -187,15 +196,33 @@ func TestRestoreRefusesBadLevels(t *testing.T) {
 		"numbers at level 1": edit(func(c map[string]any) { delete(c, "level") }),
 		"asked by a later connection": edit(func(c map[string]any) {
 			d := c["devices"].([]any)[0].(map[string]any)
-			d["asked"] = []any{map[string]any{"feature": "cad", "version": "1.0", "conn": 9}}
+			d["asked"] = []any{map[string]any{"feature": "cad", "conn": 9}}
 		}),
 		"asked twice": edit(func(c map[string]any) {
 			d := c["devices"].([]any)[0].(map[string]any)
-			a := map[string]any{"feature": "cad", "version": "1.0", "conn": 1}
+			a := map[string]any{"feature": "cad", "conn": 1}
 			d["asked"] = []any{a, a}
 		}),
 	})
 	if _, err := Restore(Config{}, good); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// The device's first request for a feature is abandoned and the device
+// returns the feature on its next connection: the return is acknowledged
+// holding nothing, and the abandoned checkout cannot land after it.
+func TestAbandonedFirstRequest(t *testing.T) {
+	h := newHarness(t)
+	h.apply(&RaiseLevel{Level: 2})
+	h.rights("r", 1, fline("l", "cad", "1.0", 4))
+	first := connHello(h, 1)
+	second := connHello(h, 1)
+	ret := &Checkout{Device: mac(1), Feature: "cad", Version: version.MustParse("1.0"), Count: 0, Conn: second}
+	if res := h.apply(ret); res.Grant.Count != 0 {
+		t.Fatalf("return: %+v", res.Grant)
+	}
+	// Another version of the same feature counts as the same feature.
+	h.refuse(&Checkout{Device: mac(1), Feature: "cad", Version: version.MustParse("1.0.1"), Count: 2, Conn: first}, ErrSuperseded)
+	h.refuse(&Checkout{Device: mac(1), Feature: "cad", Version: version.MustParse("1.0"), Count: 2, Conn: first}, ErrSuperseded)
 }

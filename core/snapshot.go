@@ -90,9 +90,8 @@ type deviceSnapshot struct {
 }
 
 type askedSnapshot struct {
-	Feature string          `json:"feature"`
-	Version version.Version `json:"version"`
-	Conn    uint64          `json:"conn"`
+	Feature string `json:"feature"`
+	Conn    uint64 `json:"conn"`
 }
 
 type leaseSnapshot struct {
@@ -142,7 +141,7 @@ func (s *State) Snapshot() ([]byte, error) {
 	for _, d := range s.devices {
 		ds := deviceSnapshot{Info: d.info, LastSeen: d.lastSeen, Credential: d.credential, Conn: d.conn}
 		for _, a := range d.asked {
-			ds.Asked = append(ds.Asked, askedSnapshot{Feature: a.feature, Version: a.version, Conn: a.conn})
+			ds.Asked = append(ds.Asked, askedSnapshot{Feature: a.feature, Conn: a.conn})
 		}
 		for _, l := range d.leases {
 			ls := leaseSnapshot{Feature: l.feature, Version: l.version, Count: l.count, Granted: l.granted, Expiry: l.expiry, Seq: l.seq}
@@ -324,11 +323,10 @@ func (s *State) restoreDevice(ds deviceSnapshot) error {
 	}
 	d := &device{info: info, lastSeen: ds.LastSeen.UTC(), credential: ds.Credential, conn: ds.Conn}
 	for _, a := range ds.Asked {
-		if err := validateFeatureName(a.Feature); err != nil || a.Version.IsZero() || a.Conn == 0 || a.Conn > ds.Conn ||
-			d.askedBy(a.Feature, a.Version) != 0 {
-			return fmt.Errorf("device %s: connection %d asking for %q %s is out of range or twice", info.ID, a.Conn, a.Feature, a.Version)
+		if err := validateFeatureName(a.Feature); err != nil || a.Conn == 0 || a.Conn > ds.Conn || d.askedBy(a.Feature) != 0 {
+			return fmt.Errorf("device %s: connection %d asking for %q is out of range or twice", info.ID, a.Conn, a.Feature)
 		}
-		d.asked = append(d.asked, asked{feature: a.Feature, version: a.Version, conn: a.Conn})
+		d.asked = append(d.asked, asked{feature: a.Feature, conn: a.Conn})
 	}
 	s.devices[info.ID] = d
 	s.assignPools(d)
