@@ -65,13 +65,15 @@ func plainString(s string) bool {
 	return true
 }
 
-// checkoutReader reads the canonical form appendCheckoutRequest writes.
-type checkoutReader struct {
+// canonicalReader reads JSON in the canonical form the appenders here
+// write: exact literals, plain strings, plain integers. A failure sticks
+// (ok turns false) and the caller checks once at the end.
+type canonicalReader struct {
 	data []byte
 	ok   bool
 }
 
-func (p *checkoutReader) lit(s string) {
+func (p *canonicalReader) lit(s string) {
 	if p.ok && len(p.data) >= len(s) && string(p.data[:len(s)]) == s {
 		p.data = p.data[len(s):]
 		return
@@ -80,12 +82,12 @@ func (p *checkoutReader) lit(s string) {
 }
 
 // peek reports whether the input goes on with s.
-func (p *checkoutReader) peek(s string) bool {
+func (p *canonicalReader) peek(s string) bool {
 	return p.ok && len(p.data) >= len(s) && string(p.data[:len(s)]) == s
 }
 
 // str reads a plain string up to its closing quote, which it consumes.
-func (p *checkoutReader) str() string {
+func (p *canonicalReader) str() string {
 	if !p.ok {
 		return ""
 	}
@@ -104,9 +106,9 @@ func (p *checkoutReader) str() string {
 	return ""
 }
 
-// digits reads a JSON integer without sign and without a leading zero
-// that fits in 64 bits.
-func (p *checkoutReader) digits() uint64 {
+// uint reads a JSON integer without sign and without a leading zero that
+// fits in 64 bits.
+func (p *canonicalReader) uint() uint64 {
 	if !p.ok {
 		return 0
 	}
@@ -127,14 +129,12 @@ func (p *checkoutReader) digits() uint64 {
 	return v
 }
 
-func (p *checkoutReader) uint() uint64 { return p.digits() }
-
-func (p *checkoutReader) int() int64 {
+func (p *canonicalReader) int() int64 {
 	neg := p.peek("-")
 	if neg {
 		p.data = p.data[1:]
 	}
-	v := p.digits()
+	v := p.uint()
 	if !p.ok || v > 1<<63-1 || (neg && v == 0) {
 		p.ok = false
 		return 0
@@ -149,7 +149,7 @@ func (p *checkoutReader) int() int64 {
 // form. ok false means the input is not in that form (not that it is
 // bad): DecodeRequest then reads it as any other.
 func decodeCheckoutRequest(data []byte) (r Request, err error, ok bool) {
-	p := checkoutReader{data: data, ok: true}
+	p := canonicalReader{data: data, ok: true}
 	var c Checkout
 	p.lit(`{"session":`)
 	session := p.uint()

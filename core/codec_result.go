@@ -106,7 +106,7 @@ func appendResult(b []byte, r Result) ([]byte, bool) {
 // readResult reads what appendResult writes; ok false leaves the input to
 // encoding/json.
 func readResult(data []byte) (r Result, ok bool) {
-	p := checkoutReader{data: data, ok: true}
+	p := canonicalReader{data: data, ok: true}
 	p.lit("{")
 	sep := false
 	next := func(name string) bool {
