@@ -26,7 +26,8 @@ type ClusterMember struct {
 	// Info is what the member says of itself beyond raft (the Info* keys).
 	Info map[string]string `json:"info,omitempty"`
 	// Level is the highest state level the member's code applies (see
-	// Level); 1 for a member of a release that does not say.
+	// Level); 1 for a member of a release that does not say, 0 (left out)
+	// for one that did not answer.
 	Level int `json:"level,omitempty"`
 }
 

@@ -345,8 +345,11 @@ func (n *Node) ClusterMembers(ctx context.Context) ([]core.ClusterMember, error)
 	out := make([]core.ClusterMember, len(st))
 	for i, m := range st {
 		out[i] = core.ClusterMember{ID: m.Member.ID, Address: m.Address, Voter: m.Voter, Reachable: m.Reachable, Error: m.Error,
-			State: m.State, Leader: m.Leader, AppliedIndex: m.AppliedIndex, LastIndex: m.LastIndex, LastContact: m.LastContact, Info: m.Info,
-			Level: max(m.Level, 1)}
+			State: m.State, Leader: m.Leader, AppliedIndex: m.AppliedIndex, LastIndex: m.LastIndex, LastContact: m.LastContact, Info: m.Info}
+		if m.Reachable {
+			// A member of a release that does not say applies level 1.
+			out[i].Level = max(m.Level, 1)
+		}
 	}
 	return out, nil
 }

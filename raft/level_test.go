@@ -74,7 +74,17 @@ func TestClusterRaisesLevelAfterLastUpgrade(t *testing.T) {
 		}
 	}
 	// The old member is upgraded: stopped and started with this release.
+	// Stopped, it says no level at all.
 	c.stop(old)
+	ms, err := c.node(c.leader()).ClusterMembers(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range ms {
+		if want := map[bool]int{true: 0, false: core.Level}[m.ID == old]; m.Level != want {
+			t.Fatalf("member %s (reachable %v) at level %d, want %d", m.ID, m.Reachable, m.Level, want)
+		}
+	}
 	delete(c.levels, old)
 	c.start(old, nil)
 	for _, id := range three {
