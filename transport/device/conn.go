@@ -14,9 +14,11 @@ import (
 	"github.com/tallyhq/tally/transport/deviceproto"
 )
 
-// conn is one device connection. The serving goroutine reads, one writer
-// goroutine writes what enqueue queues, and up to MaxInFlight request
-// goroutines run in between.
+// conn is one device connection. The serving goroutine reads, up to
+// MaxInFlight request goroutines run what it read, and a writer goroutine,
+// started when there is something to write and gone when all is written,
+// writes what enqueue queues. An idle connection has the serving goroutine
+// only.
 type conn struct {
 	h  *Handler
 	ws *websocket.Conn
@@ -24,13 +26,28 @@ type conn struct {
 	// the replies that wait together.
 	out *corkedConn
 
-	send      chan outMsg
 	done      chan struct{} // closed when the connection is to end
 	closeOnce sync.Once
-	closeCode int // close frame the writer sends; 0 for none
-	closeText string
 	inflight  chan struct{}
 	requests  sync.WaitGroup
+
+	// wmu guards the write side: what waits to be written, and whether a
+	// writer runs.
+	wmu sync.Mutex
+	// queue holds the messages waiting for the writer, at most SendQueue.
+	queue []outMsg
+	// writing is true while a writer goroutine runs.
+	writing bool
+	// pingDue: the ping timer fired; the writer sends a ping.
+	pingDue bool
+	// ending: finish was called; the writer writes what is queued, sends
+	// the close frame (closeCode, none when 0) and closes the socket.
+	ending    bool
+	closeCode int
+	closeText string
+	// closed: the socket is closed; nothing more is queued.
+	closed bool
+	ping   *time.Timer
 
 	// addr is the device's network address, for the audit log.
 	addr string
@@ -73,7 +90,6 @@ func newConn(h *Handler, ws *websocket.Conn, out *corkedConn) *conn {
 		h:        h,
 		ws:       ws,
 		out:      out,
-		send:     make(chan outMsg, h.cfg.SendQueue),
 		done:     make(chan struct{}),
 		inflight: make(chan struct{}, h.cfg.MaxInFlight),
 		tokens:   max(h.cfg.MaxRate, 1),
@@ -85,8 +101,11 @@ func newConn(h *Handler, ws *websocket.Conn, out *corkedConn) *conn {
 // close frame with code (none when 0) and closes the socket.
 func (c *conn) finish(code int, text string) {
 	c.closeOnce.Do(func() {
-		c.closeCode, c.closeText = code, text
 		close(c.done)
+		c.wmu.Lock()
+		c.ending, c.closeCode, c.closeText = true, code, text
+		c.startWriterLocked()
+		c.wmu.Unlock()
 	})
 }
 
@@ -107,8 +126,8 @@ type outMsg struct {
 // msgBuffers hold replies from their encoding until they are written.
 var msgBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
 
-// enqueue queues a message for the writer; a full queue aborts the
-// connection.
+// enqueue queues a message for the writer; a full queue (SendQueue
+// messages waiting) aborts the connection.
 func (c *conn) enqueue(msg []byte) { c.enqueueMsg(outMsg{data: msg}) }
 
 // enqueueBuffer queues the message in a buffer from msgBuffers, which
@@ -116,18 +135,49 @@ func (c *conn) enqueue(msg []byte) { c.enqueueMsg(outMsg{data: msg}) }
 func (c *conn) enqueueBuffer(buf *[]byte) { c.enqueueMsg(outMsg{data: *buf, buf: buf}) }
 
 func (c *conn) enqueueMsg(msg outMsg) {
-	select {
-	case <-c.done:
+	c.wmu.Lock()
+	if c.ending || c.closed {
+		c.wmu.Unlock()
 		return
-	default:
 	}
-	select {
-	case c.send <- msg:
-	default:
+	if len(c.queue) >= c.h.cfg.SendQueue {
+		c.wmu.Unlock()
 		c.h.metrics.overflows.Add(1)
 		c.h.cfg.Logger.Debug("device connection closed: send queue full", "device", c.currentDevice())
 		c.abort()
+		return
 	}
+	c.queue = append(c.queue, msg)
+	c.startWriterLocked()
+	c.wmu.Unlock()
+}
+
+// startWriterLocked starts a writer unless one runs or the socket is
+// closed. A connection without a socket (tests of processing) keeps what
+// is queued for takeQueued. c.wmu is held.
+func (c *conn) startWriterLocked() {
+	if c.writing || c.closed || c.ws == nil {
+		return
+	}
+	c.writing = true
+	go c.write()
+}
+
+// takeQueued removes and returns what waits to be written.
+func (c *conn) takeQueued() []outMsg {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	q := c.queue
+	c.queue = nil
+	return q
+}
+
+// pingNow is the ping timer's function: it has the writer send a ping.
+func (c *conn) pingNow() {
+	c.wmu.Lock()
+	c.pingDue = true
+	c.startWriterLocked()
+	c.wmu.Unlock()
 }
 
 func (c *conn) reply(typ string, id uint64, body any) {
@@ -189,7 +239,7 @@ func (c *conn) admitted() (hostid.HostID, error) {
 // serve runs the connection until it ends.
 func (c *conn) serve() {
 	h := c.h
-	go c.writeLoop()
+	c.ping = time.AfterFunc(h.cfg.ReadTimeout/3, c.pingNow)
 	c.ws.SetReadLimit(h.cfg.MaxMessageBytes)
 	c.ws.SetReadDeadline(time.Now().Add(h.cfg.ReadTimeout))
 	c.ws.SetPongHandler(func(string) error {
@@ -361,72 +411,88 @@ func (c *conn) allow() bool {
 	return true
 }
 
-func (c *conn) writeLoop() {
+// write is the writer: it writes what is queued, the replies that wait
+// together in one write to the connection, and sends a due ping, until
+// nothing is left; then it ends. Once the connection is ending it also
+// sends the close frame and closes the socket.
+func (c *conn) write() {
 	h := c.h
-	ping := time.NewTicker(h.cfg.ReadTimeout / 3)
-	defer ping.Stop()
-	defer c.ws.Close()
-	write := func(msg outMsg) bool {
-		c.ws.SetWriteDeadline(time.Now().Add(h.cfg.WriteTimeout))
-		err := c.ws.WriteMessage(websocket.TextMessage, msg.data)
+	var batch []outMsg
+	for {
+		c.wmu.Lock()
+		batch, c.queue = c.queue, batch[:0]
+		ping := c.pingDue
+		c.pingDue = false
+		if len(batch) == 0 && !ping {
+			if c.ending {
+				c.closed = true
+			}
+			c.writing = false
+			closing, code, text := c.closed, c.closeCode, c.closeText
+			if cap(c.queue) > 4 {
+				c.queue = nil // an idle connection keeps no big queue
+			}
+			c.wmu.Unlock()
+			if closing {
+				c.ping.Stop()
+				if code != 0 {
+					c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, text),
+						time.Now().Add(time.Second))
+				}
+				c.ws.Close()
+			}
+			return
+		}
+		c.wmu.Unlock()
+		if !c.writeBatch(batch, ping) {
+			c.wmu.Lock()
+			c.closed, c.writing, c.queue = true, false, nil
+			c.wmu.Unlock()
+			c.ping.Stop()
+			c.abort()
+			c.ws.Close()
+			return
+		}
+		clear(batch)
+		if ping {
+			c.ping.Reset(h.cfg.ReadTimeout / 3)
+		}
+	}
+}
+
+// writeBatch writes batch, corked when it holds more than one message,
+// then a ping if ping is set. It reports whether all went out.
+func (c *conn) writeBatch(batch []outMsg, ping bool) bool {
+	h := c.h
+	ok := true
+	if len(batch) > 1 {
+		c.out.cork()
+	}
+	for _, msg := range batch {
+		if ok {
+			c.ws.SetWriteDeadline(time.Now().Add(h.cfg.WriteTimeout))
+			if err := c.ws.WriteMessage(websocket.TextMessage, msg.data); err != nil {
+				ok = false
+			} else {
+				h.metrics.sent.Add(1)
+			}
+		}
 		if msg.buf != nil && cap(*msg.buf) <= 64<<10 {
 			*msg.buf = (*msg.buf)[:0]
 			msgBuffers.Put(msg.buf)
 		}
-		if err != nil {
-			c.abort()
-			return false
-		}
-		h.metrics.sent.Add(1)
-		return true
 	}
-	// writeQueued writes msg and, when more wait behind it, those too, in
-	// one write to the connection.
-	writeQueued := func(msg outMsg) bool {
-		if len(c.send) == 0 {
-			return write(msg)
-		}
-		c.out.cork()
-		ok := write(msg)
-		for ok && len(c.send) > 0 {
-			ok = write(<-c.send)
-		}
-		if err := c.out.uncork(); err != nil && ok {
-			c.abort()
-			return false
-		}
-		return ok
-	}
-	for {
-		select {
-		case msg := <-c.send:
-			if !writeQueued(msg) {
-				return
-			}
-		case <-ping.C:
-			if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(h.cfg.WriteTimeout)); err != nil {
-				c.abort()
-				return
-			}
-		case <-c.done:
-			for {
-				select {
-				case msg := <-c.send:
-					if !writeQueued(msg) {
-						return
-					}
-					continue
-				default:
-				}
-				break
-			}
-			if c.closeCode != 0 {
-				c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(c.closeCode, c.closeText),
-					time.Now().Add(time.Second))
-			}
-			return
+	if len(batch) > 1 {
+		if err := c.out.uncork(); err != nil {
+			ok = false
 		}
 	}
+	if ok && ping {
+		if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(h.cfg.WriteTimeout)); err != nil {
+			ok = false
+		}
+	}
+	return ok
 }
 
 func quote(s string) string {

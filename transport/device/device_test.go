@@ -805,3 +805,48 @@ func TestConcurrentRequestsOfOneClient(t *testing.T) {
 		t.Fatalf("used %d after the return", got)
 	}
 }
+
+// TestKeepalive: the server pings an idle device a few times per
+// ReadTimeout, so a device that answers stays connected through many
+// timeouts, while one that stops answering is closed.
+func TestKeepalive(t *testing.T) {
+	const timeout = 300 * time.Millisecond
+	srv := devicetest.NewServer(t, device.Config{ReadTimeout: timeout})
+	ws, _ := rawHello(t, srv, "dev-idle")
+	pings := make(chan struct{}, 100)
+	ws.SetPingHandler(func(data string) error {
+		pings <- struct{}{}
+		return ws.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(time.Second))
+	})
+	// Reading runs the ping handler; the device sends nothing else.
+	readErr := make(chan error, 1)
+	go func() {
+		for {
+			if _, _, err := ws.ReadMessage(); err != nil {
+				readErr <- err
+				return
+			}
+		}
+	}()
+	deadline := time.After(30 * time.Second)
+	for n := 0; n < 10; n++ { // ten pings: over three read timeouts
+		select {
+		case <-pings:
+		case err := <-readErr:
+			t.Fatalf("the answering device was disconnected after %d pings: %v", n, err)
+		case <-deadline:
+			t.Fatalf("%d pings in 30 s", n)
+		}
+	}
+
+	// A device that does not answer (its reader stopped: no pongs) is closed.
+	silent, _ := rawHello(t, srv, "dev-silent")
+	waitConnections(t, srv, 2)
+	_ = silent
+	waitConnections(t, srv, 1)
+	select {
+	case err := <-readErr:
+		t.Fatalf("the answering device was disconnected: %v", err)
+	default:
+	}
+}

@@ -115,40 +115,36 @@ func exchange(t *testing.T, c *conn, frame []byte) []deviceproto.Envelope {
 	c.process(frame)
 	c.requests.Wait()
 	var out []deviceproto.Envelope
-	for {
-		select {
-		case queued := <-c.send:
-			msg := queued.data
-			var env deviceproto.Envelope
-			if err := json.Unmarshal(msg, &env); err != nil {
-				t.Fatalf("reply is not an envelope: %s", msg)
-			}
-			if !slices.Contains(replyTypes, env.Type) {
-				t.Fatalf("reply of type %q", env.Type)
-			}
-			if env.Type == deviceproto.TypeError {
-				var e deviceproto.Error
-				if err := json.Unmarshal(env.Body, &e); err != nil || !slices.Contains(errorCodes, e.Code) || e.Message == "" {
-					t.Fatalf("error reply %s", env.Body)
-				}
-				if e.Code == deviceproto.CodeInternal {
-					t.Fatalf("internal error for %q: %s", frame, env.Body)
-				}
-			}
-			if env.Type == deviceproto.TypeCapabilityResponse {
-				var s deviceproto.Signed
-				if err := json.Unmarshal(env.Body, &s); err != nil {
-					t.Fatal(err)
-				}
-				if err := deviceproto.Verify(c.h.cfg.Signer.Public().(*ecdsa.PublicKey), s); err != nil {
-					t.Fatal(err)
-				}
-			}
-			out = append(out, env)
-		default:
-			return out
+	for _, queued := range c.takeQueued() {
+		msg := queued.data
+		var env deviceproto.Envelope
+		if err := json.Unmarshal(msg, &env); err != nil {
+			t.Fatalf("reply is not an envelope: %s", msg)
 		}
+		if !slices.Contains(replyTypes, env.Type) {
+			t.Fatalf("reply of type %q", env.Type)
+		}
+		if env.Type == deviceproto.TypeError {
+			var e deviceproto.Error
+			if err := json.Unmarshal(env.Body, &e); err != nil || !slices.Contains(errorCodes, e.Code) || e.Message == "" {
+				t.Fatalf("error reply %s", env.Body)
+			}
+			if e.Code == deviceproto.CodeInternal {
+				t.Fatalf("internal error for %q: %s", frame, env.Body)
+			}
+		}
+		if env.Type == deviceproto.TypeCapabilityResponse {
+			var s deviceproto.Signed
+			if err := json.Unmarshal(env.Body, &s); err != nil {
+				t.Fatal(err)
+			}
+			if err := deviceproto.Verify(c.h.cfg.Signer.Public().(*ecdsa.PublicKey), s); err != nil {
+				t.Fatal(err)
+			}
+		}
+		out = append(out, env)
 	}
+	return out
 }
 
 func frame(typ string, body []byte) []byte {
