@@ -14,11 +14,11 @@ import (
 	"github.com/tallyhq/tally/transport/deviceproto"
 )
 
-// conn is one device connection. The serving goroutine reads, up to
+// conn is one device connection. A reading goroutine reads, up to
 // MaxInFlight request goroutines run what it read, and a writer goroutine,
 // started when there is something to write and gone when all is written,
-// writes what enqueue queues. An idle connection has the serving goroutine
-// only.
+// writes what enqueue queues. An idle connection has a reading goroutine
+// only, with a small stack (read).
 type conn struct {
 	h  *Handler
 	ws *websocket.Conn
@@ -48,6 +48,8 @@ type conn struct {
 	// closed: the socket is closed; nothing more is queued.
 	closed bool
 	ping   *time.Timer
+	// ended runs once the connection has ended (serve).
+	ended func()
 
 	// addr is the device's network address, for the audit log.
 	addr string
@@ -55,8 +57,8 @@ type conn struct {
 	// made at the first hello.
 	challenge []byte
 
-	// Used by the reading goroutine only: the token bucket and the count
-	// of refused onboard and authenticate attempts.
+	// Used by the reading goroutines only, one after another: the token
+	// bucket and the count of refused onboard and authenticate attempts.
 	tokens   float64
 	last     time.Time
 	failures int
@@ -236,17 +238,38 @@ func (c *conn) admitted() (hostid.HostID, error) {
 	return c.device, nil
 }
 
-// serve runs the connection until it ends.
-func (c *conn) serve() {
+// serve starts serving the connection; ended runs once it has ended.
+func (c *conn) serve(ended func()) {
 	h := c.h
+	c.ended = ended
 	c.ping = time.AfterFunc(h.cfg.ReadTimeout/3, c.pingNow)
 	c.ws.SetReadLimit(h.cfg.MaxMessageBytes)
 	c.ws.SetReadDeadline(time.Now().Add(h.cfg.ReadTimeout))
 	c.ws.SetPongHandler(func(string) error {
 		return c.ws.SetReadDeadline(time.Now().Add(h.cfg.ReadTimeout))
 	})
-	c.readLoop()
-	c.finish(0, "") // the peer is gone or has closed; nothing more to say
+	go c.read()
+}
+
+// read reads and processes the device's next message, then reads on on a
+// new goroutine: the goroutine that waits on an idle connection has the
+// small stack waiting needs, not the one processing the last message grew
+// (a goroutine's stack shrinks only to twice what it uses). When the
+// connection is over, read ends it.
+func (c *conn) read() {
+	if c.readMessage() {
+		go c.read()
+		return
+	}
+	c.end()
+}
+
+// end runs when the peer is gone or has closed, or the connection must end:
+// it waits for the requests in flight, unregisters the connection and,
+// when it was the device's last, applies the disconnect.
+func (c *conn) end() {
+	h := c.h
+	c.finish(0, "") // nothing more to say
 	c.requests.Wait()
 
 	device, registered := c.helloDevice()
@@ -259,37 +282,35 @@ func (c *conn) serve() {
 			h.cfg.Logger.Warn("apply disconnect", "device", device, "err", err)
 		}
 	}
+	c.ended()
 }
 
 // readBuffers hold one message each while it is processed; processing
-// keeps no reference to a message's bytes.
+// keeps no reference to a message's bytes. A connection takes one only
+// once a message has arrived.
 var readBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
-func (c *conn) readLoop() {
+// readMessage reads one message and processes it. It reports whether the
+// connection goes on.
+func (c *conn) readMessage() bool {
 	h := c.h
-	for {
-		buf := readBuffers.Get().(*bytes.Buffer)
-		buf.Reset()
-		_, r, err := c.ws.NextReader()
-		if err == nil {
-			_, err = buf.ReadFrom(r)
-		}
-		if err != nil {
-			readBuffers.Put(buf)
-			if errors.Is(err, websocket.ErrReadLimit) {
-				// gorilla has sent close 1009.
-				h.metrics.oversized.Add(1)
-				c.finish(0, "")
-			}
-			return
-		}
-		c.ws.SetReadDeadline(time.Now().Add(h.cfg.ReadTimeout))
-		end := c.process(buf.Bytes())
-		readBuffers.Put(buf)
-		if end {
-			return
-		}
+	_, r, err := c.ws.NextReader()
+	buf := readBuffers.Get().(*bytes.Buffer)
+	defer readBuffers.Put(buf)
+	buf.Reset()
+	if err == nil {
+		_, err = buf.ReadFrom(r)
 	}
+	if err != nil {
+		if errors.Is(err, websocket.ErrReadLimit) {
+			// gorilla has sent close 1009.
+			h.metrics.oversized.Add(1)
+			c.finish(0, "")
+		}
+		return false
+	}
+	c.ws.SetReadDeadline(time.Now().Add(h.cfg.ReadTimeout))
+	return !c.process(buf.Bytes())
 }
 
 // process handles one message from the device. Requests after hello run

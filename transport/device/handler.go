@@ -130,15 +130,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.mu.Unlock()
 	h.metrics.accepted.Add(1)
 	h.metrics.connections.Add(1)
-	// The connection is served on a goroutine of its own and the HTTP
+	// The connection is served on goroutines of its own and the HTTP
 	// handler returns: the server's goroutine, its stack grown by the TLS
 	// handshake, and its request buffers, which the hijacked connection
 	// no longer needs, are freed. An idle device costs that much less.
-	go func() {
-		defer done()
-		c.serve()
+	c.serve(func() {
 		h.metrics.connections.Add(-1)
-	}()
+		done()
+	})
 }
 
 // Close closes every connection with a going-away close frame, stops the
