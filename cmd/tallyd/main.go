@@ -56,6 +56,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	}
 	logs := newLogSwitch(stderr, cfg.LogFormat)
 	log := slog.New(logs)
+	setMemoryLimit(log, getenv, "")
 
 	d, err := start(ctx, cfg, log, logs, getenv)
 	if err != nil {
