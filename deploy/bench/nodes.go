@@ -81,6 +81,7 @@ type node struct {
 	cmd  *exec.Cmd
 	url  string // https://127.0.0.1:PORT
 	args []string
+	env  []string // added to the environment
 	dir  string
 	done chan struct{}
 }
@@ -99,7 +100,7 @@ func (n *node) start(o *options) error {
 	}
 	args := append([]string{"--data-dir", n.dir, "--bind", "127.0.0.1", "--https-port", "0", "--discovery-port", "0", "--node-id", n.name}, n.args...)
 	cmd := exec.Command(filepath.Join(o.bin, "tallyd"), args...)
-	cmd.Env = append(os.Environ(), "TALLY_ADMIN_PASSWORD="+adminPassword)
+	cmd.Env = append(append(os.Environ(), "TALLY_ADMIN_PASSWORD="+adminPassword), n.env...)
 	logFile, err := os.OpenFile(filepath.Join(o.work, n.name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return err
@@ -178,6 +179,31 @@ func (n *node) rssKiB() (int, error) {
 	}
 	return 0, fmt.Errorf("no VmRSS for %s", n.name)
 }
+
+// cpuSeconds reads the CPU time (user and system) the node has used.
+func (n *node) cpuSeconds() (float64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", n.cmd.Process.Pid))
+	if err != nil {
+		return 0, err
+	}
+	// The fields after the command name, which is in parentheses and may
+	// hold spaces: utime and stime are the 12th and 13th of them.
+	i := strings.LastIndexByte(string(b), ')')
+	f := strings.Fields(string(b[i+1:]))
+	if i < 0 || len(f) < 13 {
+		return 0, fmt.Errorf("unreadable /proc stat of %s", n.name)
+	}
+	utime, err1 := strconv.ParseFloat(f[11], 64)
+	stime, err2 := strconv.ParseFloat(f[12], 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("unreadable /proc stat of %s", n.name)
+	}
+	return (utime + stime) / clockTicks, nil
+}
+
+// clockTicks is USER_HZ, the unit of /proc times: 100 on every Linux
+// architecture Tally runs on.
+const clockTicks = 100
 
 // ctl runs tallyctl against the node.
 func (n *node) ctl(o *options, args ...string) (string, error) {
