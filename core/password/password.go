@@ -29,6 +29,7 @@ import (
 	"fmt"
 	"io"
 	"runtime/debug"
+	"runtime/metrics"
 	"strconv"
 	"strings"
 	"unicode"
@@ -137,13 +138,29 @@ type phcHash struct {
 	key  []byte
 }
 
-// derive hashes password with the salt and parameters of h.
+// derive hashes password with the salt and parameters of h. The memory of
+// the derivation is garbage once it returns. Beside a small live heap, as
+// on an idle appliance, it would keep the process that much bigger until
+// later collections, so it is given back to the system at once; beside a
+// large one (many connected devices) it is a small part, the collector's
+// pacing absorbs it, and a forced full collection would cost more than it
+// frees.
 func (h *phcHash) derive(password string) []byte {
 	key := argon2.IDKey([]byte(password), h.salt, h.time, h.memoryKiB, h.threads, uint32(h.keyLen))
-	if h.memoryKiB >= 1<<10 {
+	if mem := uint64(h.memoryKiB) << 10; mem >= 1<<20 && mem*4 >= liveHeap() {
 		debug.FreeOSMemory()
 	}
 	return key
+}
+
+// liveHeap returns the bytes of heap the last collection found live.
+func liveHeap() uint64 {
+	s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindUint64 {
+		return 0
+	}
+	return s[0].Value.Uint64()
 }
 
 // check reports whether the parameters and sizes are within bounds.

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"math/rand/v2"
 	"regexp"
+	"runtime"
+	"runtime/metrics"
 	"strings"
 	"testing"
 )
@@ -181,4 +183,42 @@ func TestCheck(t *testing.T) {
 			t.Errorf("Check(%q) = %v, want ErrWeakPassword", tt.password, err)
 		}
 	}
+}
+
+// TestDerivationGivesMemoryBackBesideASmallHeap: hashing forces a
+// collection that returns its memory when the live heap is small, and
+// leaves it to the collector's pacing beside a large one.
+func TestDerivationGivesMemoryBackBesideASmallHeap(t *testing.T) {
+	hash, err := Hash("correct horse", testRandom(9))
+	if err != nil {
+		t.Fatal(err)
+	}
+	forced := func() uint64 {
+		s := []metrics.Sample{{Name: "/gc/cycles/forced:gc-cycles"}}
+		metrics.Read(s)
+		return s[0].Value.Uint64()
+	}
+	runtime.GC()
+	before := forced()
+	if ok, err := Verify(hash, "correct horse"); !ok || err != nil {
+		t.Fatal(ok, err)
+	}
+	if forced() == before {
+		t.Fatal("no collection forced after a derivation beside a small heap")
+	}
+
+	big := make([][]byte, 160) // 160 MiB live, over 4 times the derivation's memory
+	for i := range big {
+		big[i] = make([]byte, 1<<20)
+		big[i][0] = 1
+	}
+	runtime.GC()
+	before = forced()
+	if ok, err := Verify(hash, "correct horse"); !ok || err != nil {
+		t.Fatal(ok, err)
+	}
+	if n := forced() - before; n != 0 {
+		t.Fatalf("%d collections forced beside a heap of 160 MiB", n)
+	}
+	runtime.KeepAlive(big)
 }
