@@ -52,6 +52,7 @@ var (
 	ErrJoinTokenExists  = errors.New("join token already exists")
 	ErrJoinTokenExpired = errors.New("join token has expired")
 	ErrJoinTokenUsed    = errors.New("join token already admitted another node")
+	ErrJoinLevel        = errors.New("node's release is older than the cluster's state level")
 
 	ErrSyncOutOfOrder    = errors.New("capability response does not answer the pending capability request")
 	ErrSyncReplay        = errors.New("capability response is not newer than the last one applied")

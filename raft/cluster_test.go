@@ -40,7 +40,7 @@ func (c testCA) identity(t testing.TB, id string) *clustertls.Identity {
 	if err != nil {
 		t.Fatal(err)
 	}
-	csr, err := clustertls.NodeCSR(key, id, rand.Reader)
+	csr, err := clustertls.NodeCSR(key, id, core.Level, rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -477,11 +477,18 @@ func TestClusterGroupCommitAcrossNodes(t *testing.T) {
 // joinRequest makes a node's key and the proven request to join as id.
 func joinRequest(t testing.TB, token clustertls.JoinToken, id, address string) (*ecdsa.PrivateKey, []byte, []byte) {
 	t.Helper()
+	return joinRequestAt(t, token, id, address, core.Level)
+}
+
+// joinRequestAt is joinRequest from a node whose release applies up to
+// state level level.
+func joinRequestAt(t testing.TB, token clustertls.JoinToken, id, address string, level int) (*ecdsa.PrivateKey, []byte, []byte) {
+	t.Helper()
 	key, err := clustertls.NewNodeKey(rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
-	csr, err := clustertls.NodeCSR(key, id, rand.Reader)
+	csr, err := clustertls.NodeCSR(key, id, level, rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -495,7 +502,8 @@ func joinRequest(t testing.TB, token clustertls.JoinToken, id, address string) (
 // TestClusterJoinWithToken: a member admits a node that proves it holds a
 // join token: the node gets its certificate from the replicated CA, is
 // added as a voter and serves; the token admits nobody else, and a request
-// without the token's proof or an answer not proven with it is refused.
+// without the token's proof, from a node of an older release than the
+// state's level, or an answer not proven with the token is refused.
 func TestClusterJoinWithToken(t *testing.T) {
 	c := newTestCluster(t)
 	n1 := c.start("n1", []string{"n1"})
@@ -517,6 +525,14 @@ func TestClusterJoinWithToken(t *testing.T) {
 	_, forged, _ := joinRequest(t, token, "n2", c.addrOf("n2"))
 	if _, _, err := n1.Admit(ctx, forged, clustertls.JoinProof(other.Verifier(), clustertls.JoinRequestContext, forged), "test"); !errors.Is(err, core.ErrUnknownJoinToken) {
 		t.Fatalf("a request proven with another token: %v", err)
+	}
+
+	// A node of an older release than the state's level: refused, with
+	// the token kept for when it is upgraded.
+	waitLevel(t, n1, core.Level)
+	_, old, oldProof := joinRequestAt(t, token, "n2", c.addrOf("n2"), core.Level-1)
+	if _, _, err := n1.Admit(ctx, old, oldProof, "test"); !errors.Is(err, core.ErrJoinLevel) || !strings.Contains(err.Error(), "state level 1") {
+		t.Fatalf("a node of state level %d: %v", core.Level-1, err)
 	}
 
 	key, req, proof := joinRequest(t, token, "n2", c.addrOf("n2"))

@@ -76,7 +76,9 @@ func (n *Node) Admit(ctx context.Context, request, proof []byte, remote string) 
 		return bad(err)
 	}
 	var verifier, caCert, caKey []byte
+	var stateLevel int
 	err := n.Read(ctx, func(s *core.State) error {
+		stateLevel = s.Level()
 		v, ok := s.JoinTokenVerifier(req.Token)
 		if !ok {
 			return fmt.Errorf("%w: %w", ErrJoin, core.ErrUnknownJoinToken)
@@ -95,6 +97,17 @@ func (n *Node) Admit(ctx context.Context, request, proof []byte, remote string) 
 	if !clustertls.CheckJoinProof(verifier, clustertls.JoinRequestContext, request, proof) {
 		// The same answer as an unknown token: nothing to learn from it.
 		return nil, nil, fmt.Errorf("%w: %w", ErrJoin, core.ErrUnknownJoinToken)
+	}
+	// A node whose release is older than the state would apply the log
+	// differently from the others. Refused before the token is spent, so
+	// that it admits the node once upgraded.
+	level, err := clustertls.CSRLevel(req.CSR)
+	if err != nil {
+		return bad(err)
+	}
+	if level < stateLevel {
+		return nil, nil, fmt.Errorf("%w: %w: node %s runs a release of state level %d and the cluster's state is at level %d: "+
+			"install the cluster's release on the node, then join it with the same token", ErrJoin, core.ErrJoinLevel, req.NodeID, level, stateLevel)
 	}
 	ca, err := clustertls.ParseCA(caCert, caKey)
 	if err != nil {

@@ -197,6 +197,8 @@ func errorFor(err error) *apiError {
 		status, code = http.StatusNotFound, "unknown_join_token"
 	case errors.Is(err, core.ErrJoinTokenUsed):
 		status, code = http.StatusForbidden, "join_token_used"
+	case errors.Is(err, core.ErrJoinLevel):
+		status, code = http.StatusConflict, "release_too_old"
 	case errors.Is(err, core.ErrJoinTokenExpired):
 		status, code = http.StatusForbidden, "join_token_expired"
 	case errors.Is(err, core.ErrInvalidJoinToken):

@@ -167,7 +167,7 @@ func nodeKeyAndCSR(nodeID string) (*ecdsa.PrivateKey, []byte, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	csr, err := clustertls.NodeCSR(key, nodeID, rand.Reader)
+	csr, err := clustertls.NodeCSR(key, nodeID, core.Level, rand.Reader)
 	return key, csr, err
 }
 

@@ -199,7 +199,7 @@ func TestSignNodeEndsWithCA(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	csr, err := NodeCSR(key, "n1", nil)
+	csr, err := NodeCSR(key, "n1", 2, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,7 +222,7 @@ func TestSignNodeRefuses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	csr, err := NodeCSR(key, "node-1", nil)
+	csr, err := NodeCSR(key, "node-1", 2, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -296,7 +296,7 @@ func TestValidNodeID(t *testing.T) {
 			t.Errorf("ValidNodeID(%q) = %v, want ErrBadNodeID", tt.nodeID, err)
 		}
 	}
-	if _, err := NodeCSR(mustNodeKey(t), "bad id", nil); !errors.Is(err, ErrBadNodeID) {
+	if _, err := NodeCSR(mustNodeKey(t), "bad id", 2, nil); !errors.Is(err, ErrBadNodeID) {
 		t.Errorf("NodeCSR with a bad node ID = %v, want ErrBadNodeID", err)
 	}
 }
@@ -308,4 +308,51 @@ func mustNodeKey(t *testing.T) *ecdsa.PrivateKey {
 		t.Fatal(err)
 	}
 	return key
+}
+
+// TestCSRLevel: the level NodeCSR writes is the one CSRLevel reads; a
+// request of an older release (no level) reads as 1; a level in another
+// form is refused; a member signs a request whatever its level says.
+func TestCSRLevel(t *testing.T) {
+	ca := newTestCA(t, "test")
+	key := mustNodeKey(t)
+	for _, level := range []int{1, 2, 7} {
+		csr, err := NodeCSR(key, "n1", level, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := CSRLevel(csr); err != nil || got != level {
+			t.Fatalf("level %d read as %d, %v", level, got, err)
+		}
+		if _, err := ca.SignNode(csr, "n1", time.Now(), nil); err != nil {
+			t.Fatalf("level %d: %v", level, err)
+		}
+	}
+	for _, level := range []int{0, -1, maxLevel + 1} {
+		if _, err := NodeCSR(key, "n1", level, nil); err == nil {
+			t.Errorf("NodeCSR made a request of level %d", level)
+		}
+	}
+	request := func(ou ...string) []byte {
+		der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{
+			Subject: pkix.Name{CommonName: "n1", OrganizationalUnit: ou}}, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return der
+	}
+	if got, err := CSRLevel(request()); err != nil || got != 1 {
+		t.Fatalf("a request without a level read as %d, %v", got, err)
+	}
+	if got, err := CSRLevel(request("ops")); err != nil || got != 1 {
+		t.Fatalf("a request with another unit read as %d, %v", got, err)
+	}
+	for _, bad := range [][]string{{"state-level x"}, {"state-level 02"}, {"state-level 0"}, {"state-level 2", "state-level 3"}, {"state-level  2"}} {
+		if got, err := CSRLevel(request(bad...)); !errors.Is(err, ErrBadCSR) {
+			t.Errorf("units %q read as %d, %v", bad, got, err)
+		}
+	}
+	if _, err := CSRLevel([]byte("not DER")); !errors.Is(err, ErrBadCSR) {
+		t.Errorf("garbage: %v", err)
+	}
 }

@@ -25,3 +25,31 @@ func FuzzParseJoinToken(f *testing.F) {
 		}
 	})
 }
+
+// FuzzCSRLevel: CSRLevel refuses with ErrBadCSR or returns a level in
+// range; seeded with requests of levels 1 and 2 and of no level.
+func FuzzCSRLevel(f *testing.F) {
+	key, err := NewNodeKey(nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, level := range []int{1, 2} {
+		csr, err := NodeCSR(key, "n1", level, nil)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(csr)
+	}
+	f.Fuzz(func(t *testing.T, der []byte) {
+		level, err := CSRLevel(der)
+		if err != nil {
+			if !errors.Is(err, ErrBadCSR) {
+				t.Fatalf("CSRLevel: %v, not ErrBadCSR", err)
+			}
+			return
+		}
+		if level < 1 || level > maxLevel {
+			t.Fatalf("CSRLevel = %d", level)
+		}
+	})
+}

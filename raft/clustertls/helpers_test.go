@@ -41,7 +41,7 @@ func signTestNode(t *testing.T, ca *CA, nodeID string) (*ecdsa.PrivateKey, []byt
 	if err != nil {
 		t.Fatal(err)
 	}
-	csr, err := NodeCSR(key, nodeID, nil)
+	csr, err := NodeCSR(key, nodeID, 2, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
