@@ -6,7 +6,7 @@ import (
 	"strconv"
 
 	"github.com/tallyhq/tally/transport/deviceproto"
-	"github.com/tallyhq/tally/transport/internal/wirejson"
+	"github.com/tallyhq/tally/transport/deviceproto/wirejson"
 )
 
 // Capability requests and their signed responses are most of what a

@@ -106,7 +106,7 @@ type Client struct {
 	nextID  atomic.Uint64
 
 	mu      sync.Mutex
-	waiters map[uint64]chan Envelope
+	waiters map[uint64]chan reply
 	err     error // why the connection ended
 
 	authenticated atomic.Bool
@@ -157,7 +157,7 @@ func Dial(ctx context.Context, url string, cfg ClientConfig) (*Client, error) {
 	c := &Client{
 		cfg:     cfg,
 		ws:      ws,
-		waiters: map[uint64]chan Envelope{},
+		waiters: map[uint64]chan reply{},
 		pushes:  make(chan LeaseChanged, cfg.PushBuffer),
 		done:    make(chan struct{}),
 	}
@@ -327,25 +327,27 @@ func (c *Client) Close() error {
 }
 
 func (c *Client) capability(ctx context.Context, typ string, body any) (*CapabilityResponse, error) {
-	id, env, err := c.roundTrip(ctx, typ, body)
+	id, rep, err := c.exchange(ctx, typ, body)
 	if err != nil {
 		return nil, err
 	}
-	if env.Type != TypeCapabilityResponse {
-		return nil, fmt.Errorf("%w: %s answered with %s", ErrProtocol, typ, env.Type)
+	if rep.env.Type != TypeCapabilityResponse {
+		return nil, fmt.Errorf("%w: %s answered with %s", ErrProtocol, typ, rep.env.Type)
 	}
-	return c.openSigned(env.Body, id)
+	return c.openSigned(rep, id)
 }
 
-// openSigned decodes and verifies a signed body meant for request id (0 for
+// openSigned decodes and verifies the signed body of rep meant for request id (0 for
 // a push).
-func (c *Client) openSigned(body []byte, id uint64) (*CapabilityResponse, error) {
+func (c *Client) openSigned(rep reply, id uint64) (*CapabilityResponse, error) {
 	who := c.id.Load()
 	if who == nil {
 		return nil, fmt.Errorf("%w: signed payload before the welcome", ErrProtocol)
 	}
 	var s Signed
-	if err := json.Unmarshal(body, &s); err != nil {
+	if rep.signed != nil {
+		s = *rep.signed
+	} else if err := json.Unmarshal(rep.env.Body, &s); err != nil {
 		return nil, fmt.Errorf("%w: signed body: %w", ErrProtocol, err)
 	}
 	if !c.cfg.SkipSignatureCheck {
@@ -353,9 +355,11 @@ func (c *Client) openSigned(body []byte, id uint64) (*CapabilityResponse, error)
 			return nil, err
 		}
 	}
-	var p Payload
-	if err := json.Unmarshal(s.Payload, &p); err != nil {
-		return nil, fmt.Errorf("%w: payload: %w", ErrProtocol, err)
+	p, ok := readPayload(s.Payload)
+	if !ok {
+		if err := json.Unmarshal(s.Payload, &p); err != nil {
+			return nil, fmt.Errorf("%w: payload: %w", ErrProtocol, err)
+		}
 	}
 	if p.Device != who.welcome.Device {
 		return nil, fmt.Errorf("%w: payload for device %s, not %s", ErrProtocol, p.Device, who.welcome.Device)
@@ -381,26 +385,41 @@ func (c *Client) call(ctx context.Context, typ string, body any, want string, ou
 	return nil
 }
 
-// roundTrip sends a request and waits for the reply with its ID. An error
-// reply is returned as *Error.
+// reply is a message answering a request: its envelope and, when the
+// client read a signed body on the way (readSigned), that body.
+type reply struct {
+	env    Envelope
+	signed *Signed
+}
+
+// roundTrip sends a request and waits for its reply.
 func (c *Client) roundTrip(ctx context.Context, typ string, body any) (uint64, Envelope, error) {
-	raw, err := json.Marshal(body)
-	if err != nil {
-		return 0, Envelope{}, fmt.Errorf("encode %s: %w", typ, err)
-	}
+	id, rep, err := c.exchange(ctx, typ, body)
+	return id, rep.env, err
+}
+
+// exchange sends a request and waits for its reply; a server error is
+// returned as *Error.
+func (c *Client) exchange(ctx context.Context, typ string, body any) (uint64, reply, error) {
 	id := c.nextID.Add(1)
-	msg, err := json.Marshal(Envelope{Type: typ, ID: id, Body: raw})
-	if err != nil {
-		return 0, Envelope{}, fmt.Errorf("encode %s: %w", typ, err)
+	msg, ok := appendRequest(nil, typ, id, body)
+	if !ok {
+		raw, err := json.Marshal(body)
+		if err != nil {
+			return 0, reply{}, fmt.Errorf("encode %s: %w", typ, err)
+		}
+		if msg, err = json.Marshal(Envelope{Type: typ, ID: id, Body: raw}); err != nil {
+			return 0, reply{}, fmt.Errorf("encode %s: %w", typ, err)
+		}
 	}
-	reply := make(chan Envelope, 1)
+	wait := make(chan reply, 1)
 	c.mu.Lock()
 	if c.err != nil {
 		err := c.err
 		c.mu.Unlock()
-		return 0, Envelope{}, err
+		return 0, reply{}, err
 	}
-	c.waiters[id] = reply
+	c.waiters[id] = wait
 	c.mu.Unlock()
 	forget := func() {
 		c.mu.Lock()
@@ -412,41 +431,41 @@ func (c *Client) roundTrip(ctx context.Context, typ string, body any) (uint64, E
 	// leave the connection unusable; the context bounds the wait instead.
 	c.writeMu.Lock()
 	_ = c.ws.SetWriteDeadline(time.Now().Add(c.cfg.WriteTimeout))
-	err = c.ws.WriteMessage(websocket.TextMessage, msg)
+	err := c.ws.WriteMessage(websocket.TextMessage, msg)
 	c.writeMu.Unlock()
 	if err != nil {
 		forget()
 		c.shutdown(fmt.Errorf("%w: write: %w", ErrClosed, err))
-		return 0, Envelope{}, fmt.Errorf("send %s: %w", typ, err)
+		return 0, reply{}, fmt.Errorf("send %s: %w", typ, err)
 	}
 	select {
-	case env := <-reply:
-		return answer(id, env)
+	case rep := <-wait:
+		return answer(id, rep)
 	case <-ctx.Done():
 		forget()
-		return 0, Envelope{}, ctx.Err()
+		return 0, reply{}, ctx.Err()
 	case <-c.done:
 		// The reply, an error included (the server's refusal that came
 		// with the close), may have arrived just before the end.
 		select {
-		case env := <-reply:
-			return answer(id, env)
+		case rep := <-wait:
+			return answer(id, rep)
 		default:
 		}
-		return 0, Envelope{}, c.Err()
+		return 0, reply{}, c.Err()
 	}
 }
 
 // answer returns the reply to request id, or the server's error in it.
-func answer(id uint64, env Envelope) (uint64, Envelope, error) {
-	if env.Type != TypeError {
-		return id, env, nil
+func answer(id uint64, rep reply) (uint64, reply, error) {
+	if rep.env.Type != TypeError {
+		return id, rep, nil
 	}
 	e := &Error{}
-	if err := json.Unmarshal(env.Body, e); err != nil {
-		return 0, Envelope{}, fmt.Errorf("%w: error body: %w", ErrProtocol, err)
+	if err := json.Unmarshal(rep.env.Body, e); err != nil {
+		return 0, reply{}, fmt.Errorf("%w: error body: %w", ErrProtocol, err)
 	}
-	return 0, Envelope{}, e
+	return 0, reply{}, e
 }
 
 // readLoop dispatches replies to their waiters and pushes to Pushes.
@@ -458,21 +477,23 @@ func (c *Client) readLoop() {
 		if err != nil {
 			break
 		}
-		var env Envelope
-		if jerr := json.Unmarshal(data, &env); jerr != nil {
+		var rep reply
+		if env, signed, ok := readSigned(data); ok {
+			rep = reply{env: env, signed: &signed}
+		} else if jerr := json.Unmarshal(data, &rep.env); jerr != nil {
 			err = fmt.Errorf("%w: %w", ErrProtocol, jerr)
 			break
 		}
-		if env.ID == 0 {
-			c.handlePush(env)
+		if rep.env.ID == 0 {
+			c.handlePush(rep)
 			continue
 		}
 		c.mu.Lock()
-		w := c.waiters[env.ID]
-		delete(c.waiters, env.ID)
+		w := c.waiters[rep.env.ID]
+		delete(c.waiters, rep.env.ID)
 		c.mu.Unlock()
 		if w != nil {
-			w <- env
+			w <- rep
 		}
 	}
 	var ce *websocket.CloseError
@@ -486,11 +507,11 @@ func (c *Client) readLoop() {
 	close(c.done)
 }
 
-func (c *Client) handlePush(env Envelope) {
-	if env.Type != TypeLeaseChanged || bytes.Equal(env.Body, []byte("null")) {
+func (c *Client) handlePush(rep reply) {
+	if rep.env.Type != TypeLeaseChanged || bytes.Equal(rep.env.Body, []byte("null")) {
 		return // an error that belongs to no request, e.g. for a frame the server could not read
 	}
-	lc, err := c.openSigned(env.Body, 0)
+	lc, err := c.openSigned(rep, 0)
 	if err != nil {
 		c.dropped.Add(1)
 		return
