@@ -60,7 +60,7 @@ var forwardedErrors = []error{
 	core.ErrUnknownKey, core.ErrKeyExists, core.ErrDuplicateKeySecret, core.ErrKeyInactive,
 	core.ErrAlreadyOnboarded, core.ErrInvalidLicensingID, core.ErrKeyUsed, core.ErrKeyNotForDevice,
 	core.ErrInvalidClientKey, core.ErrInvalidClusterCA, core.ErrClusterCAExists, core.ErrInvalidJoinToken,
-	core.ErrUnknownJoinToken, core.ErrJoinTokenExists, core.ErrJoinTokenExpired, core.ErrJoinTokenUsed,
+	core.ErrUnknownJoinToken, core.ErrJoinTokenExists, core.ErrJoinTokenExpired, core.ErrJoinTokenUsed, core.ErrJoinLevel,
 	core.ErrSyncOutOfOrder, core.ErrSyncReplay, core.ErrInvalidActivation, core.ErrInvalidUsage,
 	core.ErrSuperseded, core.ErrInvalidLevel,
 	hostid.ErrUnknownType, hostid.ErrInvalidValue, version.ErrInvalid,
