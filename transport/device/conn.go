@@ -47,7 +47,9 @@ type conn struct {
 	closeText string
 	// closed: the socket is closed; nothing more is queued.
 	closed bool
-	ping   *time.Timer
+	// ping asks for a ping a third of ReadTimeout after the last; set by
+	// serve unless the connection closed before it.
+	ping *time.Timer
 	// ended runs once the connection has ended (serve).
 	ended func()
 
@@ -242,7 +244,11 @@ func (c *conn) admitted() (hostid.HostID, error) {
 func (c *conn) serve(ended func()) {
 	h := c.h
 	c.ended = ended
-	c.ping = time.AfterFunc(h.cfg.ReadTimeout/3, c.pingNow)
+	c.wmu.Lock()
+	if !c.closed {
+		c.ping = time.AfterFunc(h.cfg.ReadTimeout/3, c.pingNow)
+	}
+	c.wmu.Unlock()
 	c.ws.SetReadLimit(h.cfg.MaxMessageBytes)
 	c.ws.SetReadDeadline(time.Now().Add(h.cfg.ReadTimeout))
 	c.ws.SetPongHandler(func(string) error {
@@ -439,14 +445,19 @@ func (c *conn) allow() bool {
 func (c *conn) write() {
 	h := c.h
 	var batch []outMsg
+	rearm := false // a ping went out: the timer starts again
 	for {
 		c.wmu.Lock()
+		if rearm && !c.closed && c.ping != nil {
+			c.ping.Reset(h.cfg.ReadTimeout / 3)
+		}
 		batch, c.queue = c.queue, batch[:0]
 		ping := c.pingDue
 		c.pingDue = false
 		if len(batch) == 0 && !ping {
 			if c.ending {
 				c.closed = true
+				c.stopPingLocked()
 			}
 			c.writing = false
 			closing, code, text := c.closed, c.closeCode, c.closeText
@@ -455,7 +466,6 @@ func (c *conn) write() {
 			}
 			c.wmu.Unlock()
 			if closing {
-				c.ping.Stop()
 				if code != 0 {
 					c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, text),
 						time.Now().Add(time.Second))
@@ -468,16 +478,21 @@ func (c *conn) write() {
 		if !c.writeBatch(batch, ping) {
 			c.wmu.Lock()
 			c.closed, c.writing, c.queue = true, false, nil
+			c.stopPingLocked()
 			c.wmu.Unlock()
-			c.ping.Stop()
 			c.abort()
 			c.ws.Close()
 			return
 		}
 		clear(batch)
-		if ping {
-			c.ping.Reset(h.cfg.ReadTimeout / 3)
-		}
+		rearm = ping
+	}
+}
+
+// stopPingLocked stops the ping timer, if serve started it. c.wmu is held.
+func (c *conn) stopPingLocked() {
+	if c.ping != nil {
+		c.ping.Stop()
 	}
 }
 
