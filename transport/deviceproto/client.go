@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"sync"
@@ -386,7 +387,8 @@ func (c *Client) call(ctx context.Context, typ string, body any, want string, ou
 }
 
 // reply is a message answering a request: its envelope and, when the
-// client read a signed body on the way (readSigned), that body.
+// client read a signed body on the way (readSigned), that body, and then
+// the envelope has no Body.
 type reply struct {
 	env    Envelope
 	signed *Signed
@@ -471,14 +473,23 @@ func answer(id uint64, rep reply) (uint64, reply, error) {
 // readLoop dispatches replies to their waiters and pushes to Pushes.
 func (c *Client) readLoop() {
 	var err error
+	// buf holds one message at a time: nothing read from it keeps a
+	// reference to its bytes (encoding/json copies the body; readSigned's
+	// body is dropped, the signed body decoded from it is what is used).
+	var buf bytes.Buffer
 	for {
-		var data []byte
-		_, data, err = c.ws.ReadMessage()
+		var r io.Reader
+		buf.Reset()
+		if _, r, err = c.ws.NextReader(); err == nil {
+			_, err = buf.ReadFrom(r)
+		}
 		if err != nil {
 			break
 		}
+		data := buf.Bytes()
 		var rep reply
 		if env, signed, ok := readSigned(data); ok {
+			env.Body = nil
 			rep = reply{env: env, signed: &signed}
 		} else if jerr := json.Unmarshal(data, &rep.env); jerr != nil {
 			err = fmt.Errorf("%w: %w", ErrProtocol, jerr)
