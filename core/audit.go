@@ -258,6 +258,8 @@ func auditDetail(c Command) string {
 		return fmt.Sprintf("set the main licensing ID (fingerprint %s, from node %q)", c.ID.fingerprint(), c.ID.Node)
 	case *RestoreBackup:
 		return fmt.Sprintf("restored a database backup (%d bytes)", len(c.Snapshot))
+	case *MemberChanged:
+		return memberChangeDetail(c)
 	}
 	if d, ok := keysDetail(c); ok {
 		return d

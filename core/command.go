@@ -184,6 +184,8 @@ func newCommand(typ string) (Command, bool) {
 		return &BeginSync{}, true
 	case "completeSync":
 		return &CompleteSync{}, true
+	case "memberChanged":
+		return &MemberChanged{}, true
 	case "raiseLevel":
 		return &RaiseLevel{}, true
 	}

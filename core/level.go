@@ -25,7 +25,10 @@ import (
 //	   a connection (Disconnect with its number) frees only the leases no
 //	   later connection asked for. Connections asking for different
 //	   features (two programs on one device) do not disturb each other.
-const Level = 2
+//	3  membership changes in the audit log: MemberChanged records a member
+//	   removed (by an administrator or as a dead server), a voter added
+//	   and a member's new address.
+const Level = 3
 
 // RaiseLevel raises the state level; a level at or below the current one
 // changes nothing.

@@ -320,6 +320,8 @@ func (s *State) dispatch(c Command) (Result, error) {
 		return Result{}, s.setClusterCA(c)
 	case *RaiseLevel:
 		return s.raiseLevel(c)
+	case *MemberChanged:
+		return Result{}, s.memberChanged(c)
 	case *CreateJoinToken:
 		return Result{}, s.createJoinToken(c)
 	case *DeleteJoinToken:
