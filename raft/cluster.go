@@ -260,6 +260,23 @@ func (n *Node) removeLocal(ctx context.Context, id string) error {
 	return nil
 }
 
+// recordMemberChange writes a change the cluster made on its own into the
+// audit log (core.MemberChanged, actor "cluster"), once the state is at
+// the level that records them. A record that cannot be written is logged:
+// the change itself has happened.
+func (n *Node) recordMemberChange(c *core.MemberChanged) {
+	level := 0
+	n.fsm.read(func(s *core.State) error { level = s.Level(); return nil })
+	if level < core.MemberChangeLevel {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), membershipTimeout)
+	defer cancel()
+	if _, err := n.Apply(ctx, &core.Audited{Actor: core.Actor{User: "cluster"}, Command: c}); err != nil {
+		n.log.Error("membership change not recorded in the audit log", "change", c.Change, "node", c.Node, "err", err)
+	}
+}
+
 // timeoutOf turns ctx's deadline into raft's enqueue timeout.
 func timeoutOf(ctx context.Context) time.Duration {
 	if dl, ok := ctx.Deadline(); ok {

@@ -531,7 +531,7 @@ func TestClusterJoinWithToken(t *testing.T) {
 	// the token kept for when it is upgraded.
 	waitLevel(t, n1, core.Level)
 	_, old, oldProof := joinRequestAt(t, token, "n2", c.addrOf("n2"), core.Level-1)
-	if _, _, err := n1.Admit(ctx, old, oldProof, "test"); !errors.Is(err, core.ErrJoinLevel) || !strings.Contains(err.Error(), "state level 1") {
+	if _, _, err := n1.Admit(ctx, old, oldProof, "test"); !errors.Is(err, core.ErrJoinLevel) || !strings.Contains(err.Error(), fmt.Sprintf("state level %d", core.Level-1)) {
 		t.Fatalf("a node of state level %d: %v", core.Level-1, err)
 	}
 
@@ -565,6 +565,9 @@ func TestClusterJoinWithToken(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	apply(t, n2, rights(3))
+	if rec := waitMemberChanges(t, n1, 1)[0]; rec.User != "cluster" || rec.Detail != "added node n2 as a voter at "+c.addrOf("n2") {
+		t.Fatalf("audit record %+v", rec)
+	}
 
 	// The token is spent: another node is refused, the same node's retry
 	// is answered.
@@ -622,6 +625,7 @@ func TestDeadServersRemovedWhileSafe(t *testing.T) {
 	}
 	leader := c.leader()
 	apply(t, c.node(leader), rights(1))
+	waitLevel(t, c.node(leader), core.Level) // membership changes are recorded
 	voters := func() int {
 		members, err := c.node(c.leader()).Members()
 		if err != nil {
@@ -647,6 +651,42 @@ func TestDeadServersRemovedWhileSafe(t *testing.T) {
 		t.Fatalf("%d voters after a third death, want 3 kept", v)
 	}
 	apply(t, c.node(c.running()[0]), hello(device(t, "still-serving")))
+
+	// Each removal is in the audit log, by the cluster, with its reason.
+	changes := waitMemberChanges(t, c.node(c.running()[0]), 2)
+	for i, rec := range changes {
+		want := "removed node " + dead[i] + " from the cluster (it was at " + c.addrOf(dead[i]) + "): a dead server: no answer for 500ms"
+		if rec.User != "cluster" || rec.Detail != want {
+			t.Fatalf("audit record %+v, want %q", rec, want)
+		}
+	}
+}
+
+// waitMemberChanges waits, bounded, until n's audit log holds at least
+// want membership changes, and returns them.
+func waitMemberChanges(t testing.TB, n *Node, want int) []core.AuditRecord {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var changes []core.AuditRecord
+		if err := n.Read(context.Background(), func(s *core.State) error {
+			for _, rec := range s.Audit(0, 10_000) {
+				if rec.Action == "memberChanged" {
+					changes = append(changes, rec)
+				}
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if len(changes) >= want {
+			return changes
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d membership changes in the audit log, want %d: %+v", len(changes), want, changes)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // TestGracefulStopHandsOverLeadership: a leader that stops gracefully

@@ -2,9 +2,11 @@ package raft
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	hraft "github.com/hashicorp/raft"
+	"github.com/tallyhq/tally/core"
 )
 
 // Dead servers. The leader learns from raft which followers fail their
@@ -60,7 +62,7 @@ func (n *Node) removeDeadServers() {
 			n.deadMu.Unlock()
 			continue
 		}
-		if id, ok := n.deadServer(); ok {
+		if id, address, ok := n.deadServer(); ok {
 			ctx, cancel := context.WithTimeout(context.Background(), membershipTimeout)
 			err := n.removeLocal(ctx, id)
 			cancel()
@@ -72,15 +74,18 @@ func (n *Node) removeDeadServers() {
 			delete(n.failing, id)
 			n.deadMu.Unlock()
 			n.log.Warn("dead server removed", "node", id, "silent_for", cc.DeadServerTimeout)
+			n.recordMemberChange(&core.MemberChanged{Change: core.MemberRemoved, Node: id, Address: address,
+				Reason: fmt.Sprintf("a dead server: no answer for %s", cc.DeadServerTimeout)})
 		}
 	}
 }
 
-// deadServer picks a member to remove, if one may be.
-func (n *Node) deadServer() (string, bool) {
+// deadServer picks a member to remove, if one may be, and returns its ID
+// and address.
+func (n *Node) deadServer() (string, string, bool) {
 	members, err := n.Members()
 	if err != nil {
-		return "", false
+		return "", "", false
 	}
 	now := time.Now()
 	n.deadMu.Lock()
@@ -101,11 +106,11 @@ func (n *Node) deadServer() (string, bool) {
 			continue
 		}
 		if !m.Voter {
-			return m.ID, true
+			return m.ID, m.Address, true
 		}
 		if voters-1 >= n.cfg.Cluster.MinVoters && healthy >= voters/2+1 {
-			return m.ID, true
+			return m.ID, m.Address, true
 		}
 	}
-	return "", false
+	return "", "", false
 }

@@ -154,6 +154,7 @@ func (n *Node) addAdmitted(id, address string) {
 		stop()
 		if err == nil {
 			n.log.Info("node added as a voter", "node", id, "address", address)
+			n.recordMemberChange(&core.MemberChanged{Change: core.MemberAdded, Node: id, Address: address})
 			return
 		}
 		select {

@@ -411,6 +411,8 @@ func (n *Node) fixOwnAddress() {
 				return
 			}
 			n.log.Info("this node's address updated", "node", m.ID, "from", m.Address, "to", want)
+			n.recordMemberChange(&core.MemberChanged{Change: core.MemberReaddress, Node: m.ID, Address: want,
+				Reason: "it listens there now (it was at " + m.Address + ")"})
 		}
 	}
 }

@@ -93,6 +93,16 @@ func (s *Server) removeMember(w http.ResponseWriter, r *http.Request) error {
 	}
 	p := principalOf(r)
 	s.log.Info("cluster member removed", "node", id, "user", p.user.Name, "remote", p.address)
+	// The removal is raft's and has happened; the audit log records it
+	// with who asked, once the state is at the level that records
+	// membership changes.
+	level := 0
+	s.cfg.Store.Read(r.Context(), func(st *core.State) error { level = st.Level(); return nil })
+	if level >= core.MemberChangeLevel {
+		if err := s.apply(r, &core.MemberChanged{Change: core.MemberRemoved, Node: id}); err != nil {
+			s.log.Error("membership change not recorded in the audit log", "node", id, "user", p.user.Name, "err", err)
+		}
+	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

@@ -105,6 +105,13 @@ func TestClusterView(t *testing.T) {
 	if !v.Healthy || v.Voters != 2 || len(fc.removed) != 1 {
 		t.Fatalf("after removal: %+v", v)
 	}
+	// The removal is in the audit log, with who asked.
+	var audit struct{ Items []core.AuditRecord }
+	e.do("GET", "/api/v1/audit", "", "", true).json(t, &audit)
+	last := audit.Items[len(audit.Items)-1]
+	if last.Action != "memberChanged" || last.User != "admin" || last.Detail != "removed node node-c from the cluster" {
+		t.Fatalf("last audit record %+v", last)
+	}
 	wantError(t, e.do("DELETE", "/api/v1/cluster/members/node-x", "", "", true), http.StatusBadRequest, "invalid_command")
 }
 
