@@ -62,7 +62,7 @@ var forwardedErrors = []error{
 	core.ErrInvalidClientKey, core.ErrInvalidClusterCA, core.ErrClusterCAExists, core.ErrInvalidJoinToken,
 	core.ErrUnknownJoinToken, core.ErrJoinTokenExists, core.ErrJoinTokenExpired, core.ErrJoinTokenUsed, core.ErrJoinLevel,
 	core.ErrSyncOutOfOrder, core.ErrSyncReplay, core.ErrInvalidActivation, core.ErrInvalidUsage,
-	core.ErrSuperseded, core.ErrInvalidLevel,
+	core.ErrSuperseded, core.ErrInvalidLevel, core.ErrBackupDamaged, core.ErrBackupPassword,
 	hostid.ErrUnknownType, hostid.ErrInvalidValue, version.ErrInvalid,
 	ErrInvalidMember, ErrJoin,
 }

@@ -1,38 +1,18 @@
 package licensingid
 
 import (
-	"crypto/sha256"
-	"crypto/subtle"
 	"crypto/x509"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 
-	"golang.org/x/crypto/argon2"
-	"golang.org/x/crypto/chacha20poly1305"
+	"github.com/tallyhq/tally/core/sealed"
 )
 
-// The backup format; the package comment describes it.
+// The backup is a file of package sealed; the plaintext is the length of
+// the PKCS#8 DER key as 2 bytes, the key, and then the DER certificate.
 const (
-	backupMagic   = "TALLYIDB"
-	backupVersion = 1
-
-	saltLen     = 16
-	keyLen      = chacha20poly1305.KeySize
-	nonceLen    = chacha20poly1305.NonceSizeX
-	tagLen      = chacha20poly1305.Overhead
-	checksumLen = sha256.Size
-
-	offVersion   = len(backupMagic)
-	offMemory    = offVersion + 1
-	offTime      = offMemory + 4
-	offThreads   = offTime + 4
-	offSalt      = offThreads + 1
-	offNonce     = offSalt + saltLen
-	offCipherLen = offNonce + nonceLen
-	headerLen    = offCipherLen + 4
-
 	// maxPlaintext bounds the key and certificate together; a licensing ID
 	// made by Generate needs well under 1 KiB.
 	maxPlaintext = 64 << 10
@@ -42,44 +22,40 @@ const (
 	maxKeyDER    = 1<<16 - 1
 )
 
-// Bounds on the argon2id parameters a backup may ask for. They keep a crafted
-// or damaged file from demanding more than 1 GiB or minutes of work.
+// idFormat is the licensing ID backup's kind of sealed file.
+var idFormat = sealed.Format{
+	Magic:         "TALLYIDB",
+	MinPlaintext:  minPlaintext,
+	MaxPlaintext:  maxPlaintext,
+	What:          "licensing ID backup",
+	Damaged:       ErrDamaged,
+	WrongPassword: ErrWrongPassword,
+}
+
+// The layout and bounds of the format, by the names the tests use.
 const (
-	maxMemoryKiB     = 1 << 20
-	minMemoryPerLane = 8 // KiB; the argon2 minimum
-	maxTime          = 16
-	maxThreads       = 16
+	backupVersion = sealed.Version
+	headerLen     = sealed.HeaderLen
+	checksumLen   = sealed.ChecksumLen
+	tagLen        = sealed.TagLen
+	nonceLen      = sealed.NonceLen
+	offVersion    = sealed.OffVersion
+	offMemory     = sealed.OffMemory
+	offTime       = sealed.OffTime
+	offThreads    = sealed.OffThreads
+	offSalt       = sealed.OffSalt
+	offNonce      = sealed.OffNonce
+	offCipherLen  = sealed.OffCipherLen
+	maxMemoryKiB  = sealed.MaxMemoryKiB
+	maxTime       = sealed.MaxTime
+	maxThreads    = sealed.MaxThreads
 )
 
 // kdfParams are the argon2id parameters of a backup.
-type kdfParams struct {
-	memoryKiB uint32
-	time      uint32
-	threads   uint8
-}
+type kdfParams = sealed.KDF
 
 // defaultKDF returns the parameters Backup uses: memory-hard at 64 MiB.
-func defaultKDF() kdfParams {
-	return kdfParams{memoryKiB: 64 << 10, time: 3, threads: 4}
-}
-
-// check reports whether the parameters are within the bounds Restore accepts.
-func (p kdfParams) check() error {
-	switch {
-	case p.threads < 1 || p.threads > maxThreads:
-		return fmt.Errorf("argon2id threads %d not in 1..%d", p.threads, maxThreads)
-	case p.time < 1 || p.time > maxTime:
-		return fmt.Errorf("argon2id time %d not in 1..%d", p.time, maxTime)
-	case p.memoryKiB < minMemoryPerLane*uint32(p.threads) || p.memoryKiB > maxMemoryKiB:
-		return fmt.Errorf("argon2id memory %d KiB not in %d..%d", p.memoryKiB, minMemoryPerLane*uint32(p.threads), maxMemoryKiB)
-	}
-	return nil
-}
-
-// deriveKey derives the AEAD key from the password.
-func (p kdfParams) deriveKey(password, salt []byte) []byte {
-	return argon2.IDKey(password, salt, p.time, p.memoryKiB, p.threads, keyLen)
-}
+func defaultKDF() kdfParams { return sealed.DefaultKDF() }
 
 // Backup encrypts the licensing ID under password into the backup format
 // described in the package comment. Salt and nonce are drawn from random.
@@ -96,7 +72,7 @@ func backup(id *ID, password []byte, random io.Reader, params kdfParams) ([]byte
 	if random == nil {
 		return nil, errors.New("back up licensing ID: no source of randomness")
 	}
-	if err := params.check(); err != nil {
+	if err := params.Check(); err != nil {
 		return nil, fmt.Errorf("back up licensing ID: %w", err)
 	}
 	if id == nil {
@@ -125,107 +101,23 @@ func backup(id *ID, password []byte, random io.Reader, params kdfParams) ([]byte
 	return out, nil
 }
 
-// seal writes the backup file around plaintext: header, ciphertext and
-// checksum.
+// seal writes the backup file around plaintext.
 func seal(plaintext, password []byte, random io.Reader, params kdfParams) ([]byte, error) {
-	out := make([]byte, headerLen, headerLen+len(plaintext)+tagLen+checksumLen)
-	copy(out, backupMagic)
-	out[offVersion] = backupVersion
-	binary.BigEndian.PutUint32(out[offMemory:], params.memoryKiB)
-	binary.BigEndian.PutUint32(out[offTime:], params.time)
-	out[offThreads] = params.threads
-	if _, err := io.ReadFull(random, out[offSalt:offCipherLen]); err != nil {
-		return nil, fmt.Errorf("read salt and nonce: %w", err)
-	}
-	binary.BigEndian.PutUint32(out[offCipherLen:], uint32(len(plaintext)+tagLen))
-
-	key := params.deriveKey(password, out[offSalt:offNonce])
-	defer clear(key)
-	aead, err := chacha20poly1305.NewX(key)
-	if err != nil {
-		return nil, err
-	}
-	out = append(out, aead.Seal(nil, out[offNonce:offCipherLen], plaintext, out[:headerLen])...)
-	sum := sha256.Sum256(out)
-	return append(out, sum[:]...), nil
+	return idFormat.Seal(plaintext, password, random, params)
 }
 
-// sealedBackup is a backup file whose framing has been checked: what is left
-// is to derive the key and open the ciphertext.
-type sealedBackup struct {
-	params     kdfParams
-	header     []byte
-	salt       []byte
-	nonce      []byte
-	ciphertext []byte
-}
-
-// parseBackup checks everything about a backup that needs no password: size,
-// magic, version, parameter bounds, ciphertext length and checksum. Each
-// failure wraps ErrDamaged. It never derives a key, so it is cheap on any
-// input.
-func parseBackup(data []byte) (*sealedBackup, error) {
-	const minLen = headerLen + minPlaintext + tagLen + checksumLen
-	const maxLen = headerLen + maxPlaintext + tagLen + checksumLen
-	if len(data) < minLen {
-		return nil, fmt.Errorf("%w: %d bytes is too short (at least %d)", ErrDamaged, len(data), minLen)
-	}
-	if len(data) > maxLen {
-		return nil, fmt.Errorf("%w: %d bytes is too long (at most %d)", ErrDamaged, len(data), maxLen)
-	}
-	if string(data[:len(backupMagic)]) != backupMagic {
-		return nil, fmt.Errorf("%w: not a licensing ID backup (bad magic)", ErrDamaged)
-	}
-	if v := data[offVersion]; v != backupVersion {
-		return nil, fmt.Errorf("%w: unsupported format version %d (want %d)", ErrDamaged, v, backupVersion)
-	}
-	params := kdfParams{
-		memoryKiB: binary.BigEndian.Uint32(data[offMemory:]),
-		time:      binary.BigEndian.Uint32(data[offTime:]),
-		threads:   data[offThreads],
-	}
-	if err := params.check(); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrDamaged, err)
-	}
-	cipherLen := binary.BigEndian.Uint32(data[offCipherLen:])
-	if cipherLen < minPlaintext+tagLen || cipherLen > maxPlaintext+tagLen {
-		return nil, fmt.Errorf("%w: ciphertext length %d out of bounds", ErrDamaged, cipherLen)
-	}
-	if want := headerLen + int(cipherLen) + checksumLen; len(data) != want {
-		return nil, fmt.Errorf("%w: %d bytes, the header says %d", ErrDamaged, len(data), want)
-	}
-	body := data[:len(data)-checksumLen]
-	sum := sha256.Sum256(body)
-	if subtle.ConstantTimeCompare(sum[:], data[len(body):]) != 1 {
-		return nil, fmt.Errorf("%w: checksum does not match", ErrDamaged)
-	}
-	return &sealedBackup{
-		params:     params,
-		header:     data[:headerLen],
-		salt:       data[offSalt:offNonce],
-		nonce:      data[offNonce:offCipherLen],
-		ciphertext: body[headerLen:],
-	}, nil
-}
+// parseBackup checks everything about a backup that needs no password
+// (sealed.Format.Parse); each failure wraps ErrDamaged.
+func parseBackup(data []byte) (*sealed.File, error) { return idFormat.Parse(data) }
 
 // Restore decrypts a backup made by Backup. It returns an error wrapping
 // ErrDamaged when the data is not an intact backup, and ErrWrongPassword when
 // it does not open with password. It derives a key only after the whole file
 // has been checked, and never panics.
 func Restore(data, password []byte) (*ID, error) {
-	sealed, err := parseBackup(data)
+	plaintext, err := idFormat.Open(data, password)
 	if err != nil {
 		return nil, err
-	}
-	key := sealed.params.deriveKey(password, sealed.salt)
-	defer clear(key)
-	aead, err := chacha20poly1305.NewX(key)
-	if err != nil {
-		return nil, fmt.Errorf("restore licensing ID: %w", err)
-	}
-	plaintext, err := aead.Open(nil, sealed.nonce, sealed.ciphertext, sealed.header)
-	if err != nil {
-		return nil, ErrWrongPassword
 	}
 	defer clear(plaintext)
 	keyDERLen := int(binary.BigEndian.Uint16(plaintext))

@@ -5,12 +5,13 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
+	"os"
 	"testing"
 )
 
 // cheapKDF keeps the key derivation in tests fast; Backup itself always uses
 // defaultKDF.
-var cheapKDF = kdfParams{memoryKiB: 64, time: 1, threads: 1}
+var cheapKDF = kdfParams{MemoryKiB: 64, Time: 1, Threads: 1}
 
 var testPassword = []byte("correct horse battery staple")
 
@@ -64,8 +65,8 @@ func TestBackupDefaultIsMemoryHard(t *testing.T) {
 	if err != nil {
 		t.Fatalf("parseBackup: %v", err)
 	}
-	if sealed.params != defaultKDF() || sealed.params.memoryKiB < 64<<10 || sealed.params.time < 3 {
-		t.Errorf("Backup used %+v, want the memory-hard default %+v", sealed.params, defaultKDF())
+	if sealed.KDF != defaultKDF() || sealed.KDF.MemoryKiB < 64<<10 || sealed.KDF.Time < 3 {
+		t.Errorf("Backup used %+v, want the memory-hard default %+v", sealed.KDF, defaultKDF())
 	}
 	got, err := Restore(data, testPassword)
 	if err != nil {
@@ -245,10 +246,28 @@ func TestBackupRefuses(t *testing.T) {
 			}
 		})
 	}
-	if _, err := backup(a, testPassword, testRandom(41), kdfParams{memoryKiB: 64, time: 0, threads: 1}); err == nil {
+	if _, err := backup(a, testPassword, testRandom(41), kdfParams{MemoryKiB: 64, Time: 0, Threads: 1}); err == nil {
 		t.Errorf("backup with time 0 succeeded")
 	}
 	if _, err := backup(a, testPassword, bytes.NewReader(nil), cheapKDF); err == nil {
 		t.Errorf("backup without randomness succeeded")
+	}
+}
+
+// TestRestoresAVersion1Backup: a backup written by an earlier release, in
+// format version 1 (testdata/backup-v1.tallyid, password testPassword,
+// cheap parameters), still restores to the same ID.
+func TestRestoresAVersion1Backup(t *testing.T) {
+	data, err := os.ReadFile("testdata/backup-v1.tallyid")
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := Restore(data, testPassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const want = "C1:CF:D2:9B:F1:6B:83:96:AD:34:30:F5:9D:C3:F5:58:9F:44:87:9E:7D:76:17:DC:35:A2:C2:32:27:7A:D4:A6"
+	if got := id.Fingerprint(); got != want {
+		t.Fatalf("restored %s, want %s", got, want)
 	}
 }

@@ -42,7 +42,7 @@ func FuzzRestore(f *testing.F) {
 			}
 			return
 		}
-		if sealed.params.memoryKiB > fuzzMaxMemoryKiB || sealed.params.time > fuzzMaxTime {
+		if sealed.KDF.MemoryKiB > fuzzMaxMemoryKiB || sealed.KDF.Time > fuzzMaxTime {
 			return
 		}
 		got, err := Restore(data, password)

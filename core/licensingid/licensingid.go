@@ -14,36 +14,15 @@
 // pairs, exactly as `openssl x509 -noout -fingerprint -sha256` prints it. The
 // certificate exports as PEM (the .cert file) and the key as PKCS#8 PEM.
 //
-// Backup and Restore move an ID between machines as a password-encrypted file.
-// The key that encrypts it comes from argon2id, and the parameters used are
-// stored in the file so that they can be raised later without breaking old
-// backups. The format, version 1, all integers big-endian:
-//
-//	offset  size  field
-//	0       8     magic "TALLYIDB"
-//	8       1     version, 1
-//	9       4     argon2id memory in KiB
-//	13      4     argon2id time (passes)
-//	17      1     argon2id threads (lanes)
-//	18      16    salt
-//	34      24    nonce
-//	58      4     ciphertext length n
-//	62      n     ciphertext: XChaCha20-Poly1305 of the plaintext, with bytes
-//	              0..61 (the header) as additional data
-//	62+n    32    SHA-256 of every byte before it
-//
-// The plaintext is the length of the PKCS#8 DER key as 2 bytes, the key, and
-// then the DER certificate. Backup uses 64 MiB, 3 passes and 4 lanes.
-//
-// Restore reads every length and parameter before it spends anything on them:
-// memory is at most 1 GiB and at least 8 KiB per lane, time and threads are 1
-// to 16, the ciphertext at most 64 KiB plus the tag, and the file exactly as
-// long as its header says. The trailing checksum is not a secret; it lets
-// Restore tell a damaged file (truncated, extended, bits flipped) from a wrong
-// password before running the key derivation. So ErrDamaged means the file is
-// not a backup as written, and ErrWrongPassword means the file is intact but
-// does not open with the password: the password is wrong, or someone who
-// recomputed the checksum has tampered with the file.
+// Backup and Restore move an ID between machines as a password-encrypted
+// file, a file of package sealed with the magic "TALLYIDB" (its comment
+// gives the format and what Restore checks before it derives a key). The
+// plaintext is the length of the PKCS#8 DER key as 2 bytes, the key, and
+// then the DER certificate, at most 64 KiB. Backup uses 64 MiB, 3 passes
+// and 4 lanes. ErrDamaged means the file is not a backup as written, and
+// ErrWrongPassword means the file is intact but does not open with the
+// password: the password is wrong, or someone who recomputed the checksum
+// has tampered with the file.
 package licensingid
 
 import (
