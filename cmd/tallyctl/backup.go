@@ -2,24 +2,35 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
 	"net/http"
 	"os"
+
+	"github.com/tallyhq/tally/core"
 )
+
+// maxDatabaseBackupFile bounds a backup file read for restore: the
+// server takes at most core.MaxRequestBytes/2, sealing adds little.
+const maxDatabaseBackupFile = core.MaxRequestBytes/2 + 1<<10
 
 // backup handles `backup create --out FILE` and `backup restore FILE`: a
 // database backup is the whole replicated state, as secret as the server's
-// data directory; restoring one never changes the licensing ID.
+// data directory; restoring one never changes the licensing ID. With
+// --backup-password-file the file is sealed under that password
+// (core.SealBackup) here, before it is written, and opened here before it
+// is sent back.
 func (c *cli) backup(args []string) error {
 	sub, args, err := subcommand("backup", args, "create", "restore")
 	if err != nil {
 		return err
 	}
 	if sub == "create" {
-		const shape = "backup create --out FILE"
+		const shape = "backup create --out FILE [--backup-password-file FILE]"
 		fs := c.commandFlags("backup create")
-		var out string
+		var out, pwFile string
 		fs.StringVar(&out, "out", "", "")
+		fs.StringVar(&pwFile, "backup-password-file", "", "")
 		if _, err := parseInterleaved(fs, args, 0, 0, shape); err != nil {
 			return err
 		}
@@ -33,27 +44,60 @@ func (c *cli) backup(args []string) error {
 		if err != nil {
 			return err
 		}
+		var pw string
+		if pwFile != "" {
+			if pw, err = readPasswordFile(pwFile); err != nil {
+				return err
+			}
+		}
 		data, err := api.do(context.Background(), request{method: http.MethodGet, path: apiPath("backup")})
 		if err != nil {
 			return err
+		}
+		if pwFile != "" {
+			if data, err = core.SealBackup(data, []byte(pw), rand.Reader); err != nil {
+				return err
+			}
 		}
 		if err := writeSecretFile(out, data); err != nil {
 			return err
 		}
 		if c.opts.json {
-			return c.encodeJSON(map[string]any{"file": out, "bytes": len(data)})
+			return c.encodeJSON(map[string]any{"file": out, "bytes": len(data), "sealed": pwFile != ""})
 		}
-		fmt.Fprintf(c.stdout, "wrote %s (%d bytes); it holds password hashes and keys: keep it safe\n", out, len(data))
+		if pwFile != "" {
+			fmt.Fprintf(c.stdout, "wrote %s (%d bytes), sealed under the backup password: keep the file and the password apart\n", out, len(data))
+		} else {
+			fmt.Fprintf(c.stdout, "wrote %s (%d bytes); it holds password hashes and keys: keep it safe, or seal it with --backup-password-file\n", out, len(data))
+		}
 		return nil
 	}
-	const shape = "backup restore FILE"
-	rest, err := parseInterleaved(c.commandFlags("backup restore"), args, 1, 1, shape)
+	const shape = "backup restore FILE [--backup-password-file FILE]"
+	fs := c.commandFlags("backup restore")
+	var pwFile string
+	fs.StringVar(&pwFile, "backup-password-file", "", "")
+	rest, err := parseInterleaved(fs, args, 1, 1, shape)
 	if err != nil {
 		return err
 	}
-	data, err := os.ReadFile(rest[0])
+	data, err := readLimited(rest[0], maxDatabaseBackupFile)
 	if err != nil {
 		return err
+	}
+	switch sealed := core.IsSealedBackup(data); {
+	case sealed && pwFile == "":
+		return usageError("%s is sealed: give its password with --backup-password-file", rest[0])
+	case !sealed && pwFile != "":
+		return fmt.Errorf("%s is not a sealed backup; restore it without --backup-password-file", rest[0])
+	case sealed:
+		pw, err := readPasswordFile(pwFile)
+		if err != nil {
+			return err
+		}
+		if data, err = core.OpenBackup(data, []byte(pw)); err != nil {
+			return err
+		}
+		defer clear(data)
 	}
 	api, err := c.client()
 	if err != nil {

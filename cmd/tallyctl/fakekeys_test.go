@@ -19,6 +19,10 @@ import (
 // is the password, so that a restore can tell a wrong one.
 const fakeBackupPrefix = "TALLYIDB fake backup under "
 
+// fakeDatabaseBackup is what the fake server answers for a database backup
+// and takes back to restore.
+const fakeDatabaseBackup = `{"format":"fake snapshot","users":[{"name":"admin","hash":"$argon2id$secret"}]}`
+
 var keyCreated = time.Date(2025, 3, 14, 10, 0, 0, 0, time.UTC)
 
 // addKeyRoutes serves the first-authentication keys, the client key and
@@ -164,6 +168,17 @@ func (f *fakeServer) addKeyRoutes(authed func(string, func(http.ResponseWriter, 
 		describe(w, der)
 	})
 
+	authed("GET /api/v1/backup", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/octet-stream")
+		w.Write([]byte(fakeDatabaseBackup))
+	})
+	authed("POST /api/v1/backup/restore", func(w http.ResponseWriter, r *http.Request) {
+		if f.body("POST /api/v1/backup/restore") != fakeDatabaseBackup {
+			writeError(w, 400, "invalid snapshot: not a backup", "invalid_snapshot")
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
 	authed("POST /api/v1/licensing-id/backup", func(w http.ResponseWriter, r *http.Request) {
 		var in struct{ Password string }
 		json.Unmarshal([]byte(f.body("POST /api/v1/licensing-id/backup")), &in)

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/tallyhq/tally/core"
 )
 
 func TestKeysCommands(t *testing.T) {
@@ -246,4 +248,56 @@ func TestLicensingIDBackupRestoreCommands(t *testing.T) {
 	} {
 		tallyctl(map[string]string{"TALLY_PASSWORD": "x"}, c.args...).mustFail(t, 2, c.want)
 	}
+}
+
+// TestDatabaseBackupCommands: backup create writes the server's backup as
+// it is, or sealed under --backup-password-file; backup restore sends the
+// snapshot back, opening a sealed file with its password first.
+func TestDatabaseBackupCommands(t *testing.T) {
+	f := newFakeServer(t)
+	pw := writeFile(t, "pw", fakePassword)
+	backupPW := writeFile(t, "backup.pw", "backup password\n")
+	dir := t.TempDir()
+	plain, sealedFile := filepath.Join(dir, "plain.json"), filepath.Join(dir, "sealed.tallydb")
+
+	r := tallyctl(nil, append(serverArgs(f, false, pw), "backup", "create", "--out", plain)...)
+	if data, _ := os.ReadFile(plain); r.code != 0 || string(data) != fakeDatabaseBackup || !strings.Contains(r.stdout, "--backup-password-file") {
+		t.Fatalf("plain backup: %+v, file %q", r, data)
+	}
+	r = tallyctl(nil, append(serverArgs(f, false, pw), "--json", "backup", "create", "--out", sealedFile, "--backup-password-file", backupPW)...)
+	var v map[string]any
+	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &v) != nil || v["sealed"] != true {
+		t.Fatalf("sealed backup: %+v", r)
+	}
+	data, err := os.ReadFile(sealedFile)
+	if fi, _ := os.Stat(sealedFile); err != nil || fi.Mode().Perm() != 0o600 || !core.IsSealedBackup(data) || strings.Contains(string(data), "argon2id") {
+		t.Fatalf("sealed file %q: %v", data, err)
+	}
+	if got, err := core.OpenBackup(data, []byte("backup password")); err != nil || string(got) != fakeDatabaseBackup {
+		t.Fatalf("the sealed file opens to %q, %v", got, err)
+	}
+	tallyctl(nil, append(serverArgs(f, false, pw), "backup", "create", "--out", sealedFile+"2", "--backup-password-file", writeFile(t, "weak", "short"))...).
+		mustFail(t, 1, "the password has 5 bytes; want 8 to 256")
+	if _, err := os.Stat(sealedFile + "2"); err == nil {
+		t.Error("a refused backup left a file")
+	}
+
+	// Both restore to the same snapshot on the server.
+	for _, args := range [][]string{{"backup", "restore", plain}, {"backup", "restore", sealedFile, "--backup-password-file", backupPW}} {
+		f.mu.Lock()
+		delete(f.bodies, "POST /api/v1/backup/restore")
+		f.mu.Unlock()
+		if r := tallyctl(nil, append(serverArgs(f, false, pw), args...)...); r.code != 0 || f.body("POST /api/v1/backup/restore") != fakeDatabaseBackup {
+			t.Fatalf("%v: %+v, sent %q", args, r, f.body("POST /api/v1/backup/restore"))
+		}
+	}
+	tallyctl(nil, append(serverArgs(f, false, pw), "backup", "restore", sealedFile)...).
+		mustFail(t, 2, "is sealed: give its password with --backup-password-file")
+	tallyctl(nil, append(serverArgs(f, false, pw), "backup", "restore", sealedFile, "--backup-password-file", writeFile(t, "wrong", "wrong password"))...).
+		mustFail(t, 1, "wrong password for sealed database backup")
+	tallyctl(nil, append(serverArgs(f, false, pw), "backup", "restore", plain, "--backup-password-file", backupPW)...).
+		mustFail(t, 1, "is not a sealed backup")
+	damaged := writeFile(t, "damaged", string(data[:len(data)-3]))
+	tallyctl(nil, append(serverArgs(f, false, pw), "backup", "restore", damaged, "--backup-password-file", backupPW)...).
+		mustFail(t, 1, "sealed database backup is damaged")
 }

@@ -81,9 +81,13 @@ Server commands:
   licensing-id restore FILE --backup-password-file F
                                           restore a licensing ID backup; the server uses
                                           it after a restart of tallyd (ADMIN)
-  backup create --out FILE                write a database backup: the whole state,
-                                          secrets included (ADMIN)
-  backup restore FILE                     put a database backup back; the licensing
+  backup create --out FILE [--backup-password-file F]
+                                          write a database backup: the whole state,
+                                          secrets included; sealed under the password
+                                          in F when given (ADMIN)
+  backup restore FILE [--backup-password-file F]
+                                          put a database backup back, opening a sealed
+                                          one with the password in F; the licensing
                                           ID stays as it is (ADMIN)
   keys list [--type one-time|mass] [--state active|inactive|used] [--show]
             [--page P] [--page-size S]    first-authentication keys, secrets masked
