@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -460,6 +461,27 @@ func loadThreeNodes(ctx context.Context, o *options, r *report) error {
 	if len(errs) > 0 {
 		return fmt.Errorf("%s", strings.Join(errs, "; "))
 	}
+
+	// Devices that find the cluster by discovery all talk to the leader
+	// (its endpoint comes first in the offer); the followers only
+	// replicate. The same devices, all on the leader:
+	cs, err := clusterStatus(o, nodes[0])
+	if err != nil {
+		return err
+	}
+	i := slices.IndexFunc(nodes, func(n *node) bool { return n.name == cs.Leader })
+	if i < 0 {
+		return fmt.Errorf("no leader in %+v", cs)
+	}
+	res, err := agentLoad(ctx, o, nodes[i].ws(), "load3-leader", sum.Connected)
+	r.detail("load3Leader", res)
+	if err != nil {
+		return err
+	}
+	r.add(figure{Target: "checkouts over WebSocket, three nodes on one host, durable, every device on the leader", Status: statusInfo,
+		Got:    fmt.Sprintf("%.0f/s, p50 %.2f ms, p99 %.2f ms, p99.9 %.2f ms", res.CheckoutsPS, res.LatencyP50ms, res.LatencyP99ms, res.LatencyP999ms),
+		Source: fmt.Sprintf("the same three tallyd processes, one tally-agent load of %d devices against the leader %s, %s", res.Connected, cs.Leader, o.duration),
+		Note:   fmt.Sprintf("as devices that found the cluster by discovery connect; %d errors%s", res.Errors, firstError(res))})
 	return nil
 }
 
