@@ -3,9 +3,11 @@
 // capability responses are signed and verified, and a Client that device
 // makers import to talk to a Tally server.
 //
-// It depends on nothing of Tally's, so that a device build pulls in only
-// the standard library and gorilla/websocket. PROTOCOL.md in this directory
-// is the reference for implementers in other languages.
+// It depends on nothing of Tally's but its own subpackage wirejson (the
+// hand-written JSON of the frequent messages, which the server shares), so
+// that a device build pulls in only the standard library and
+// gorilla/websocket. PROTOCOL.md in this directory is the reference for
+// implementers in other languages.
 //
 // Every capability response and lease push carries a payload signed with
 // the server's licensing identity key (ECDSA P-256). The welcome message
