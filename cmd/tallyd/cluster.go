@@ -104,9 +104,17 @@ func prepareCluster(ctx context.Context, cfg config, now time.Time, log *slog.Lo
 		if err != nil {
 			return fail(fmt.Errorf("raft address %s: %w", advertise, err))
 		}
+		var auth *formAuth
+		if cfg.BootstrapSecretFile != "" {
+			if auth, err = readBootstrapSecret(cfg.BootstrapSecretFile); err != nil {
+				return fail(err)
+			}
+		} else {
+			log.Warn("forming a cluster without --bootstrap-secret-file: any host on this LAN could take part")
+		}
 		ident, bootstrap, err = formCluster(ctx, formConfig{
 			NodeID: cfg.NodeID, Expect: cfg.BootstrapExpect, Listener: ln, Advertise: advertiseAt, Dir: dir, Log: log,
-			Deadline: formDeadline, Round: formRound, SeedWait: formSeedWait,
+			Deadline: formDeadline, Round: formRound, SeedWait: formSeedWait, Auth: auth,
 		})
 		if err != nil {
 			return fail(err)

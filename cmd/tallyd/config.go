@@ -26,6 +26,9 @@ type config struct {
 	Join            string `json:"join"`
 	JoinToken       string `json:"joinToken"`
 	BootstrapExpect int    `json:"bootstrapExpect"`
+	// BootstrapSecretFile holds a secret every founding node of a cluster
+	// formed with --bootstrap-expect shares (formauth.go).
+	BootstrapSecretFile string `json:"bootstrapSecretFile"`
 	// DeadServerTimeout is how long a cluster member may be silent before
 	// the leader removes it (when that is safe); "0" never removes.
 	DeadServerTimeout string   `json:"deadServerTimeout"`
@@ -45,7 +48,8 @@ type config struct {
 
 const usage = `usage: tallyd [--config FILE] [--data-dir DIR] [--dev] [--bind IP] [--https-port 8443]
               [--discovery-port 30005] [--raft-port 61616] [--node-id NAME]
-              [--join HOST:8443 --join-token TOKEN] [--bootstrap-expect N] [--dead-server-timeout 24h]
+              [--join HOST:8443 --join-token TOKEN] [--bootstrap-expect N [--bootstrap-secret-file FILE]]
+              [--dead-server-timeout 24h]
               [--tls-cert FILE --tls-key FILE] [--producer-key FILE]... [--log-format text|json]
        tallyd version`
 
@@ -91,6 +95,7 @@ func loadConfig(args []string) (config, error) {
 	fs.StringVar(&flags.Join, "join", "", "")
 	fs.StringVar(&flags.JoinToken, "join-token", "", "")
 	fs.IntVar(&flags.BootstrapExpect, "bootstrap-expect", 0, "")
+	fs.StringVar(&flags.BootstrapSecretFile, "bootstrap-secret-file", "", "")
 	fs.StringVar(&flags.DeadServerTimeout, "dead-server-timeout", "", "")
 	fs.StringVar(&flags.TLSCert, "tls-cert", "", "")
 	fs.StringVar(&flags.TLSKey, "tls-key", "", "")
@@ -131,6 +136,8 @@ func loadConfig(args []string) (config, error) {
 			cfg.JoinToken = flags.JoinToken
 		case "bootstrap-expect":
 			cfg.BootstrapExpect = flags.BootstrapExpect
+		case "bootstrap-secret-file":
+			cfg.BootstrapSecretFile = flags.BootstrapSecretFile
 		case "dead-server-timeout":
 			cfg.DeadServerTimeout = flags.DeadServerTimeout
 		case "tls-cert":
@@ -191,6 +198,9 @@ func (c *config) validate() error {
 	}
 	if c.BootstrapExpect < 0 {
 		errs = append(errs, fmt.Errorf("--bootstrap-expect %d: want the number of nodes to form the cluster with", c.BootstrapExpect))
+	}
+	if c.BootstrapSecretFile != "" && c.BootstrapExpect < 2 {
+		errs = append(errs, errors.New("--bootstrap-secret-file goes with --bootstrap-expect N (N > 1): it proves the nodes forming a cluster to each other"))
 	}
 	if c.BootstrapExpect > 0 && c.Join != "" {
 		errs = append(errs, errors.New("--bootstrap-expect and --join exclude each other: a node forms a new cluster or joins one"))

@@ -49,7 +49,8 @@ import (
 // the others have formed and stopped announcing), pinning its certificate
 // by the announced hash, until the seed answers. Every founding node then
 // bootstraps raft with the seed's list of the N founding nodes. Trust
-// rests on the LAN while forming (docs/cluster.md).
+// rests on the LAN while forming, or, with --bootstrap-secret-file, on a
+// secret every founding node holds (formauth.go, docs/cluster.md).
 
 // formService is the mDNS service type of cluster peers.
 const formService = "_tally-ha._tcp"
@@ -88,7 +89,10 @@ type formConfig struct {
 	Advertise netip.AddrPort
 	// Dir is DATA/cluster.
 	Dir string
-	Log *slog.Logger
+	// Auth proves and checks forming messages with the bootstrap secret;
+	// nil without one (formauth.go).
+	Auth *formAuth
+	Log  *slog.Logger
 	// Deadline bounds forming, Round is one mDNS browse, SeedWait is how
 	// long the seed waits for the others to fetch their certificates.
 	Deadline, Round, SeedWait time.Duration
@@ -136,7 +140,7 @@ func formCluster(ctx context.Context, fc formConfig) (*clustertls.Identity, []ra
 	if err != nil {
 		return nil, nil, err
 	}
-	server, err := serveForming(fc.Listener, cert, fc.Log)
+	server, err := serveForming(fc.Listener, cert, fc.Auth, fc.Log)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -161,7 +165,7 @@ func formCluster(ctx context.Context, fc formConfig) (*clustertls.Identity, []ra
 		if name, _ := announcer.Names(); name != fc.NodeID {
 			return nil, nil, fmt.Errorf("another node on this LAN announces node ID %s", fc.NodeID)
 		}
-		forming, members = formingNodes(instances, fc.Expect)
+		forming, members = formingNodes(instances, fc.Expect, fc.Auth)
 		founders := foundingSet(forming, fc.Expect)
 		if len(founders) > 0 && founders[0].ID == fc.NodeID {
 			return seedCluster(ctx, fc, server, founders)
@@ -169,7 +173,7 @@ func formCluster(ctx context.Context, fc formConfig) (*clustertls.Identity, []ra
 		if len(forming) == 0 || forming[0].ID == fc.NodeID {
 			continue
 		}
-		ans, err := askSeed(formCtx, forming[0], formRequest{NodeID: fc.NodeID, CSR: csr}, fc.Advertise.Addr())
+		ans, err := askSeed(formCtx, forming[0], formRequest{NodeID: fc.NodeID, CSR: csr}, fc.Advertise.Addr(), fc.Auth)
 		if err != nil {
 			lastErr = err
 			fc.Log.Debug("forming: no certificate yet", "asked", forming[0].ID, "err", err)
@@ -256,8 +260,9 @@ func acceptAnswer(ans formAnswer, key *ecdsa.PrivateKey, fc formConfig) (*cluste
 
 // formingNodes picks from instances of _tally-ha._tcp the nodes forming a
 // cluster of expect nodes, sorted by node ID, and names the nodes that
-// announce themselves as cluster members.
-func formingNodes(instances []mdns.Instance, expect int) (forming []formingNode, members []string) {
+// announce themselves as cluster members. With a bootstrap secret, a
+// forming node counts only when its announcement is proven with it.
+func formingNodes(instances []mdns.Instance, expect int, auth *formAuth) (forming []formingNode, members []string) {
 	seen := map[string]bool{}
 	for _, in := range instances {
 		id := in.TXT["node"]
@@ -273,6 +278,9 @@ func formingNodes(instances []mdns.Instance, expect int) (forming []formingNode,
 			continue
 		}
 		if in.TXT["expect"] != strconv.Itoa(expect) || len(in.TXT["tls"]) != 2*sha256.Size || seen[id] {
+			continue
+		}
+		if !auth.checkAnnouncement(in.TXT["auth"], id, expect, in.TXT["tls"]) {
 			continue
 		}
 		seen[id] = true
@@ -318,8 +326,7 @@ func announceForming(ctx context.Context, fc formConfig, fingerprint string) (*m
 	r, err := mdns.NewResponder(mdns.Config{
 		Instance: fc.NodeID,
 		Host:     mdnsHost(fc.NodeID),
-		Services: []mdns.Service{peerService(fc.NodeID, fc.Advertise.Port(), peerForming,
-			map[string]string{"expect": strconv.Itoa(fc.Expect), "tls": fingerprint})},
+		Services: []mdns.Service{peerService(fc.NodeID, fc.Advertise.Port(), peerForming, formingTXT(fc, fingerprint))},
 		// Peers take the address as this node's raft address.
 		Addrs:  func() []netip.Addr { return []netip.Addr{fc.Advertise.Addr()} },
 		Logger: fc.Log.With("part", "mdns"),
@@ -333,6 +340,17 @@ func announceForming(ctx context.Context, fc formConfig, fingerprint string) (*m
 		return nil, fmt.Errorf("announce this node by mDNS: %w", err)
 	}
 	return r, nil
+}
+
+// formingTXT is what a forming node announces besides its node ID and
+// state: the expectation, its forming certificate's hash and, with a
+// bootstrap secret, the proof of both.
+func formingTXT(fc formConfig, fingerprint string) map[string]string {
+	txt := map[string]string{"expect": strconv.Itoa(fc.Expect), "tls": fingerprint}
+	if fc.Auth != nil {
+		txt["auth"] = fc.Auth.announcement(fc.NodeID, fc.Expect, fingerprint)
+	}
+	return txt
 }
 
 // formingCertificate makes the throwaway self-signed certificate of the
@@ -428,18 +446,20 @@ func (s *formingSeed) missing() []string {
 // formingServer serves POST /form on the raft listener while forming.
 type formingServer struct {
 	seed   atomic.Pointer[formingSeed]
+	auth   *formAuth
 	http   *http.Server
 	lent   *lentListener
 	served chan struct{}
 }
 
-// serveForming starts the forming server on ln with cert.
-func serveForming(ln net.Listener, cert tls.Certificate, log *slog.Logger) (*formingServer, error) {
+// serveForming starts the forming server on ln with cert; auth, when not
+// nil, checks requests and proves answers.
+func serveForming(ln net.Listener, cert tls.Certificate, auth *formAuth, log *slog.Logger) (*formingServer, error) {
 	lent, err := lend(ln)
 	if err != nil {
 		return nil, err
 	}
-	s := &formingServer{lent: lent, served: make(chan struct{})}
+	s := &formingServer{lent: lent, auth: auth, served: make(chan struct{})}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /form", s.handle)
 	s.http = httpServer(mux, cert, transport.TLSConfig, log.With("part", "forming"))
@@ -462,7 +482,11 @@ func (s *formingServer) stop() {
 }
 
 func (s *formingServer) handle(w http.ResponseWriter, r *http.Request) {
-	ans, err := s.serve(w, r)
+	body, ans, err := s.serve(w, r)
+	var out []byte
+	if err == nil {
+		out, err = json.Marshal(ans)
+	}
 	w.Header().Set("Content-Type", "application/json")
 	if err != nil {
 		status, code := formStatus(err)
@@ -470,23 +494,36 @@ func (s *formingServer) handle(w http.ResponseWriter, r *http.Request) {
 		json.NewEncoder(w).Encode(map[string]string{"error": err.Error(), "code": code})
 		return
 	}
-	json.NewEncoder(w).Encode(ans)
+	if s.auth != nil {
+		w.Header().Set(formAuthHeader, s.auth.answer(body, out))
+	}
+	w.Write(out)
 }
 
-func (s *formingServer) serve(w http.ResponseWriter, r *http.Request) (formAnswer, error) {
+// serve answers a certificate request; it returns the request's body and
+// the answer.
+func (s *formingServer) serve(w http.ResponseWriter, r *http.Request) ([]byte, formAnswer, error) {
 	seed := s.seed.Load()
 	if seed == nil {
-		return formAnswer{}, errFormNotReady
+		return nil, formAnswer{}, errFormNotReady
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxFormBody))
+	if err != nil {
+		return nil, formAnswer{}, fmt.Errorf("%w: %w", errBadFormRequest, err)
+	}
+	if s.auth != nil && !s.auth.checkRequest(r.Header.Get(formAuthHeader), body) {
+		return nil, formAnswer{}, errFormAuth
 	}
 	var req formRequest
-	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxFormBody)).Decode(&req); err != nil {
-		return formAnswer{}, fmt.Errorf("%w: %w", errBadFormRequest, err)
+	if err := json.Unmarshal(body, &req); err != nil {
+		return nil, formAnswer{}, fmt.Errorf("%w: %w", errBadFormRequest, err)
 	}
 	from, err := netip.ParseAddrPort(r.RemoteAddr)
 	if err != nil {
-		return formAnswer{}, fmt.Errorf("%w: %w", errWrongAddress, err)
+		return nil, formAnswer{}, fmt.Errorf("%w: %w", errWrongAddress, err)
 	}
-	return seed.answer(req, from.Addr())
+	ans, err := seed.answer(req, from.Addr())
+	return body, ans, err
 }
 
 // formStatus maps a forming refusal to its HTTP status and code.
@@ -498,6 +535,8 @@ func formStatus(err error) (int, string) {
 		return http.StatusForbidden, "not_founding_member"
 	case errors.Is(err, errWrongAddress):
 		return http.StatusForbidden, "wrong_address"
+	case errors.Is(err, errFormAuth):
+		return http.StatusForbidden, "bad_auth"
 	case errors.Is(err, errBadFormRequest), errors.Is(err, clustertls.ErrBadCSR):
 		return http.StatusBadRequest, "bad_request"
 	}
@@ -505,8 +544,9 @@ func formStatus(err error) (int, string) {
 }
 
 // askSeed sends req to the forming server of seed, from local, checking
-// the server's certificate against the hash seed announced.
-func askSeed(ctx context.Context, seed formingNode, req formRequest, local netip.Addr) (formAnswer, error) {
+// the server's certificate against the hash seed announced and, with a
+// bootstrap secret (auth), proving the request and checking the answer.
+func askSeed(ctx context.Context, seed formingNode, req formRequest, local netip.Addr, auth *formAuth) (formAnswer, error) {
 	body, err := json.Marshal(req)
 	if err != nil {
 		return formAnswer{}, err
@@ -518,6 +558,9 @@ func askSeed(ctx context.Context, seed formingNode, req formRequest, local netip
 		return formAnswer{}, err
 	}
 	hreq.Header.Set("Content-Type", "application/json")
+	if auth != nil {
+		hreq.Header.Set(formAuthHeader, auth.request(body))
+	}
 	// The request leaves from the announced address: the seed checks it.
 	dialer := &net.Dialer{LocalAddr: net.TCPAddrFromAddrPort(netip.AddrPortFrom(local, 0))}
 	client := &http.Client{Transport: &http.Transport{
@@ -538,6 +581,9 @@ func askSeed(ctx context.Context, seed formingNode, req formRequest, local netip
 		var refusal struct{ Error, Code string }
 		json.Unmarshal(data, &refusal)
 		return formAnswer{}, fmt.Errorf("%s refused (%s): %s", seed.ID, refusal.Code, refusal.Error)
+	}
+	if !auth.checkAnswer(resp.Header.Get(formAuthHeader), body, data) {
+		return formAnswer{}, fmt.Errorf("the answer of %s is not proven with the bootstrap secret", seed.ID)
 	}
 	var ans formAnswer
 	if err := json.Unmarshal(data, &ans); err != nil {

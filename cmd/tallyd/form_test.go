@@ -84,7 +84,7 @@ func TestFoundingSet(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			forming, members := formingNodes(tt.instances, 3)
+			forming, members := formingNodes(tt.instances, 3, nil)
 			founders := foundingSet(forming, 3)
 			if ids(forming) != tt.forming || ids(founders) != tt.founders || strings.Join(members, ",") != tt.members {
 				t.Fatalf("forming %s, founders %s, members %v; want %s, %s, %s",
@@ -92,7 +92,7 @@ func TestFoundingSet(t *testing.T) {
 			}
 		})
 	}
-	forming, _ := formingNodes([]mdns.Instance{peerInstance("b", "forming", "3", "10.0.0.2")}, 3)
+	forming, _ := formingNodes([]mdns.Instance{peerInstance("b", "forming", "3", "10.0.0.2")}, 3, nil)
 	if want := (formingNode{ID: "b", Addr: netip.MustParseAddrPort("10.0.0.2:61616"), TLS: testTLSHash}); forming[0] != want {
 		t.Fatalf("forming node %+v, want %+v", forming[0], want)
 	}
@@ -194,22 +194,29 @@ func TestFormingSeedAnswers(t *testing.T) {
 // TestFormingServer runs the forming exchange over loopback: the server
 // on a lent listener, a client that pins its certificate, and the
 // listener still accepting after the server stopped.
-func TestFormingServer(t *testing.T) {
+// startFormingServer serves forming for node "a" on a loopback listener,
+// with auth; the listener closes when the test ends.
+func startFormingServer(t *testing.T, auth *formAuth) (net.Listener, *formingServer, formingNode) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
+	t.Cleanup(func() { ln.Close() })
 	cert, fingerprint, err := formingCertificate("a", time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	server, err := serveForming(ln, cert, slog.New(slog.DiscardHandler))
+	server, err := serveForming(ln, cert, auth, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
-	at := netip.MustParseAddrPort(ln.Addr().String())
-	seedNode := formingNode{ID: "a", Addr: at, TLS: fingerprint}
+	return ln, server, formingNode{ID: "a", Addr: netip.MustParseAddrPort(ln.Addr().String()), TLS: fingerprint}
+}
+
+func TestFormingServer(t *testing.T) {
+	ln, server, seedNode := startFormingServer(t, nil)
+	at, fingerprint := seedNode.Addr, seedNode.TLS
 	local := netip.MustParseAddr("127.0.0.1")
 	key, csr, err := nodeKeyAndCSR("b")
 	if err != nil {
@@ -218,12 +225,12 @@ func TestFormingServer(t *testing.T) {
 	req := formRequest{NodeID: "b", CSR: csr}
 	ctx := context.Background()
 
-	if _, err := askSeed(ctx, seedNode, req, local); err == nil || !strings.Contains(err.Error(), "not_ready") {
+	if _, err := askSeed(ctx, seedNode, req, local, nil); err == nil || !strings.Contains(err.Error(), "not_ready") {
 		t.Fatalf("before the seed is ready: %v", err)
 	}
 	impostor := seedNode
 	impostor.TLS = testTLSHash
-	if _, err := askSeed(ctx, impostor, req, local); err == nil || !strings.Contains(err.Error(), "not the one it announced") {
+	if _, err := askSeed(ctx, impostor, req, local, nil); err == nil || !strings.Contains(err.Error(), "not the one it announced") {
 		t.Fatalf("a server with another certificate: %v", err)
 	}
 
@@ -240,7 +247,7 @@ func TestFormingServer(t *testing.T) {
 	if resp.StatusCode != http.StatusBadRequest || refusal.Code != "bad_request" {
 		t.Fatalf("unreadable request: %d %q", resp.StatusCode, refusal.Code)
 	}
-	ans, err := askSeed(ctx, seedNode, req, local)
+	ans, err := askSeed(ctx, seedNode, req, local, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -327,9 +334,18 @@ func TestMemberServices(t *testing.T) {
 // founding node killed with SIGKILL comes back as a member by its saved
 // identity.
 func TestBootstrapExpect(t *testing.T) {
-	ipCmd, ns := lanNamespaces(t, "tform", "10.79.0", 3)
+	ipCmd, ns := lanNamespaces(t, "tform", "10.79.0", 4)
 	bin := buildBinaries(t)
 	work := t.TempDir()
+	// The founders share a bootstrap secret; a stranger on the LAN with
+	// the lowest node ID, and another secret, must not become the seed.
+	secret, strangerSecret := filepath.Join(work, "secret"), filepath.Join(work, "stranger-secret")
+	if err := os.WriteFile(secret, []byte("the founders' bootstrap secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(strangerSecret, []byte("a stranger's bootstrap secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	env := append(os.Environ(), "HOME="+filepath.Join(work, "home"),
 		"TALLY_ADMIN_PASSWORD="+clusterPassword, "TALLY_PASSWORD="+clusterPassword)
 	nodes := []string{"f1", "f2", "f3"}
@@ -348,7 +364,7 @@ func TestBootstrapExpect(t *testing.T) {
 	// start runs tallyd as node i; its stdout lines come on the channel.
 	start := func(i int) <-chan string {
 		cmd := in(i, "tallyd", "--bind", "0.0.0.0", "--bootstrap-expect", "3", "--node-id", nodes[i],
-			"--data-dir", filepath.Join(work, nodes[i]), "--discovery-port", "0")
+			"--data-dir", filepath.Join(work, nodes[i]), "--discovery-port", "0", "--bootstrap-secret-file", secret)
 		logFile, err := os.OpenFile(filepath.Join(work, nodes[i]+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 		if err != nil {
 			t.Fatal(err)
@@ -413,6 +429,12 @@ func TestBootstrapExpect(t *testing.T) {
 		return err == nil && st.Healthy && st.Leader != "" && len(st.Members) == 3 && reachable == 3, out
 	}
 
+	stranger := in(3, "tallyd", "--bind", "0.0.0.0", "--bootstrap-expect", "3", "--node-id", "a0",
+		"--data-dir", filepath.Join(work, "a0"), "--discovery-port", "0", "--bootstrap-secret-file", strangerSecret)
+	if err := stranger.Start(); err != nil {
+		t.Fatal(err)
+	}
+	procs[3] = stranger
 	var lines [3]<-chan string
 	for i := range nodes {
 		lines[i] = start(i)
@@ -425,12 +447,17 @@ func TestBootstrapExpect(t *testing.T) {
 	for i := range nodes {
 		waitUntil(t, nodes[i]+" sees a healthy cluster of three", func() (bool, string) { return healthy(i) })
 	}
-	// f1 has the lowest node ID: it made the cluster CA.
+	// f1 has the lowest node ID of the founders: it made the cluster CA;
+	// the stranger, lower still, is no member and got no certificate.
 	for i, n := range nodes {
 		_, err := os.Stat(filepath.Join(work, n, clusterDir, caKeyFile))
 		if (err == nil) != (i == 0) {
 			t.Fatalf("the CA key on %s: %v", n, err)
 		}
+	}
+
+	if _, err := os.Stat(filepath.Join(work, "a0", clusterDir, clustertls.NodeFile)); err == nil {
+		t.Fatal("the stranger has a node certificate")
 	}
 
 	// A write on a follower reaches the others.
