@@ -161,6 +161,7 @@ func accessCases(t *testing.T) map[string]accessCase {
 		"POST /api/v1/licensing-id/backup":      {role: core.RoleAdmin, contentType: json, body: `{"password":"backup password"}`, wantStatus: 200},
 		"POST /api/v1/licensing-id/restore":     {role: core.RoleAdmin, contentType: json, body: restoreBody, wantStatus: 200},
 		"GET /api/v1/backup":                    {role: core.RoleAdmin, wantStatus: 200},
+		"POST /api/v1/backup":                   {role: core.RoleAdmin, contentType: json, body: `{"password":"backup password"}`, wantStatus: 200},
 		"POST /api/v1/backup/restore":           {role: core.RoleAdmin, contentType: "application/octet-stream", body: databaseBackup, action: "restoreBackup", wantStatus: 204},
 		"GET /api/v1/keys":                      {role: core.RoleKeys, setup: withKey, wantStatus: 200},
 		"POST /api/v1/keys":                     {role: core.RoleKeys, contentType: json, body: `{"type":"ONE_TIME","count":2}`, action: "createKeys", wantStatus: 201},

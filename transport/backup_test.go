@@ -54,3 +54,48 @@ func TestDatabaseBackupAndRestore(t *testing.T) {
 		t.Fatalf("audit after restore: %+v", audit.Items)
 	}
 }
+
+// TestSealedDatabaseBackup: POST /api/v1/backup seals the backup under the
+// password; a sealed backup restores only with its password in the
+// Tally-Backup-Password header, and every refusal changes nothing.
+func TestSealedDatabaseBackup(t *testing.T) {
+	e := newTestEnv(t)
+	e.store.mustApply(t, &core.LoadRights{Source: "shop", Sequence: 1,
+		Lines: []core.FeatureLine{{ID: "shop-cad", Name: "press", Version: version.MustParse("1.0"), Count: 5}}})
+	const ct = "application/json"
+	wantError(t, e.do("POST", "/api/v1/backup", ct, `{"password":"short"}`, true), http.StatusBadRequest, "weak_password")
+	wantError(t, e.do("POST", "/api/v1/backup", ct, `{}`, true), http.StatusBadRequest, "bad_json")
+
+	r := e.do("POST", "/api/v1/backup", ct, `{"password":"backup password"}`, true)
+	if r.status != http.StatusOK || !strings.Contains(r.header.Get("Content-Disposition"), sealedBackupFile) {
+		t.Fatalf("sealed backup: %d %s %s", r.status, r.header, r.body)
+	}
+	sealed := string(r.body)
+	if !core.IsSealedBackup(r.body) || strings.Contains(sealed, "press") {
+		t.Fatal("the backup is not sealed")
+	}
+	plain := string(e.do("GET", "/api/v1/backup", "", "", true).body)
+
+	e.store.mustApply(t, &core.LoadRights{Source: "shop", Sequence: 2,
+		Lines: []core.FeatureLine{{ID: "shop-cad", Name: "press", Version: version.MustParse("1.0"), Count: 50}}})
+	const bin = "application/octet-stream"
+	e.wantRefused(t, "POST", "/api/v1/backup/restore", bin, sealed, http.StatusBadRequest, "sealed_backup")
+	e.header = http.Header{backupPasswordHeader: {"a wrong password"}}
+	e.wantRefused(t, "POST", "/api/v1/backup/restore", bin, sealed, http.StatusBadRequest, "wrong_password")
+	e.header = http.Header{backupPasswordHeader: {"backup password"}}
+	e.wantRefused(t, "POST", "/api/v1/backup/restore", bin, sealed[:len(sealed)-1], http.StatusBadRequest, "damaged_backup")
+	e.wantRefused(t, "POST", "/api/v1/backup/restore", bin, plain, http.StatusBadRequest, "invalid_snapshot")
+	if r := e.do("POST", "/api/v1/backup/restore", bin, sealed, true); r.status != http.StatusNoContent {
+		t.Fatalf("restore: %d %s", r.status, r.body)
+	}
+	e.header = nil
+	var features struct {
+		Items []core.FeatureSummary `json:"items"`
+	}
+	e.do("GET", "/api/v1/features", "", "", true).json(t, &features)
+	for _, f := range features.Items {
+		if f.Name == "press" && f.Total != 5 {
+			t.Fatalf("after restore: %+v", f)
+		}
+	}
+}

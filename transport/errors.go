@@ -118,9 +118,9 @@ func errorFor(err error) *apiError {
 		status, code = http.StatusConflict, "key_not_for_device"
 	case errors.Is(err, core.ErrAlreadyOnboarded):
 		status, code = http.StatusConflict, "already_onboarded"
-	case errors.Is(err, licensingid.ErrWrongPassword):
+	case errors.Is(err, licensingid.ErrWrongPassword), errors.Is(err, core.ErrBackupPassword):
 		status, code = http.StatusBadRequest, "wrong_password"
-	case errors.Is(err, licensingid.ErrDamaged):
+	case errors.Is(err, licensingid.ErrDamaged), errors.Is(err, core.ErrBackupDamaged):
 		status, code = http.StatusBadRequest, "damaged_backup"
 
 	case errors.Is(err, core.ErrInvalidCommand):

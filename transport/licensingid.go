@@ -127,7 +127,7 @@ func (s *Server) backupLicensingID(w http.ResponseWriter, r *http.Request) error
 		return badRequest("weak_password", fmt.Sprintf("the backup password has %d bytes; want %d to %d", n, minBackupPassword, maxBackupPassword))
 	}
 	var data []byte
-	err := s.withIdentityKDF(r.Context(), func() error {
+	err := s.withBackupKDF(r.Context(), func() error {
 		var err error
 		data, err = licensingid.Backup(s.cfg.Identity, []byte(*req.Password), s.cfg.Random)
 		return err
@@ -166,7 +166,7 @@ func (s *Server) restoreLicensingID(w http.ResponseWriter, r *http.Request) erro
 	}
 	p := principalOf(r)
 	var id *licensingid.ID
-	err = s.withIdentityKDF(r.Context(), func() error {
+	err = s.withBackupKDF(r.Context(), func() error {
 		var err error
 		id, err = licensingid.Restore(data, []byte(*req.Password))
 		return err
@@ -185,14 +185,14 @@ func (s *Server) restoreLicensingID(w http.ResponseWriter, r *http.Request) erro
 	return nil
 }
 
-// withIdentityKDF runs fn, which derives a backup key, while holding the
+// withBackupKDF runs fn, which derives a backup key, while holding the
 // one slot for it: a backup's key derivation may ask for up to 1 GiB.
-func (s *Server) withIdentityKDF(ctx context.Context, fn func() error) error {
+func (s *Server) withBackupKDF(ctx context.Context, fn func() error) error {
 	select {
-	case s.idKDF <- struct{}{}:
+	case s.backupKDF <- struct{}{}:
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	defer func() { <-s.idKDF }()
+	defer func() { <-s.backupKDF }()
 	return fn()
 }

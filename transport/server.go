@@ -140,9 +140,9 @@ type Server struct {
 	metrics     *httpMetrics
 	// kdf holds a slot for each password hash being computed.
 	kdf chan struct{}
-	// idKDF holds the one slot for a licensing ID backup's key
-	// derivation.
-	idKDF chan struct{}
+	// backupKDF holds the one slot for a backup's key derivation (the
+	// licensing ID's or a sealed database backup's).
+	backupKDF chan struct{}
 	// hashPassword hashes a password that passed the policy; tests swap in
 	// a cheaper one.
 	hashPassword func(string) (string, error)
@@ -219,7 +219,7 @@ func NewServer(cfg Config) (*Server, error) {
 		userLimiter: newLoginLimiter(userLoginBurst, loginRefill),
 		metrics:     newHTTPMetrics(),
 		kdf:         make(chan struct{}, kdfSlots),
-		idKDF:       make(chan struct{}, 1),
+		backupKDF:   make(chan struct{}, 1),
 		disc:        newDiscoveryState(),
 		hub:         newEventHub(cfg.Now, cfg.Logger),
 		history:     newHistorySampler(cfg.HistoryInterval),
@@ -313,6 +313,7 @@ func (s *Server) routeTable() []route {
 		{method: "POST", path: "/api/v1/licensing-id/backup", role: admin, handler: s.backupLicensingID},
 		{method: "POST", path: "/api/v1/licensing-id/restore", role: admin, handler: s.restoreLicensingID},
 		{method: "GET", path: "/api/v1/backup", role: admin, handler: s.createBackup},
+		{method: "POST", path: "/api/v1/backup", role: admin, handler: s.createSealedBackup},
 		{method: "POST", path: "/api/v1/backup/restore", role: admin, handler: s.restoreBackup},
 
 		// First-authentication keys, secrets included, are for KEYS alone

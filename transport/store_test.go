@@ -241,6 +241,8 @@ type testEnv struct {
 	logs   *bytes.Buffer
 	token  string
 	extra  func(io.Writer)
+	// header is added to every request do sends.
+	header http.Header
 }
 
 type envOption func(*Config)
@@ -339,6 +341,9 @@ func (e *testEnv) do(method, path, contentType, body string, auth bool) response
 	}
 	if auth {
 		req.Header.Set("Authorization", "Bearer "+e.token)
+	}
+	for k, v := range e.header {
+		req.Header[k] = v
 	}
 	resp, err := e.client.Do(req)
 	if err != nil {
