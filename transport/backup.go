@@ -35,10 +35,7 @@ func (s *Server) createBackup(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	p := principalOf(r)
-	s.log.Info("database backed up", "bytes", len(data), "user", p.user.Name, "remote", p.address)
-	w.Header().Set("Content-Disposition", `attachment; filename="`+databaseBackupFile+`"`)
-	writeRaw(w, http.StatusOK, mediaBinary, data)
+	s.sendBackup(w, r, data, databaseBackupFile, "database backed up")
 	return nil
 }
 
@@ -67,11 +64,16 @@ func (s *Server) createSealedBackup(w http.ResponseWriter, r *http.Request) erro
 	if err != nil {
 		return err
 	}
-	p := principalOf(r)
-	s.log.Info("database backed up, sealed", "bytes", len(data), "user", p.user.Name, "remote", p.address)
-	w.Header().Set("Content-Disposition", `attachment; filename="`+sealedBackupFile+`"`)
-	writeRaw(w, http.StatusOK, mediaBinary, data)
+	s.sendBackup(w, r, data, sealedBackupFile, "database backed up, sealed")
 	return nil
+}
+
+// sendBackup answers a backup file, logged with the caller and address.
+func (s *Server) sendBackup(w http.ResponseWriter, r *http.Request, data []byte, file, msg string) {
+	p := principalOf(r)
+	s.log.Info(msg, "bytes", len(data), "user", p.user.Name, "remote", p.address)
+	w.Header().Set("Content-Disposition", `attachment; filename="`+file+`"`)
+	writeRaw(w, http.StatusOK, mediaBinary, data)
 }
 
 // snapshot reads the state's snapshot.
