@@ -3,134 +3,22 @@ package device
 import (
 	"encoding/base64"
 	"encoding/json"
-	"strconv"
 
 	"github.com/tallyhq/tally/transport/deviceproto"
 	"github.com/tallyhq/tally/transport/deviceproto/wirejson"
 )
 
 // Capability requests and their signed responses are most of what a
-// device sends and receives, so the server reads the one and writes the
-// other by hand, with package wirejson, rather than through reflection.
-
-// appendPayload appends the JSON of p. It reports false, having appended
-// nothing, for a time encoding/json refuses to write; the caller then
-// uses encoding/json for its error.
-func appendPayload(b []byte, p *deviceproto.Payload) ([]byte, bool) {
-	n0 := len(b)
-	ok := true
-	b = append(b, `{"device":{"value":`...)
-	b = wirejson.AppendString(b, p.Device.Value)
-	b = append(b, `,"type":`...)
-	b = wirejson.AppendString(b, p.Device.Type)
-	b = append(b, `},"requestId":`...)
-	b = strconv.AppendUint(b, p.RequestID, 10)
-	if p.Event != "" {
-		b = append(b, `,"event":`...)
-		b = wirejson.AppendString(b, p.Event)
-	}
-	b = append(b, `,"issued":`...)
-	b, ok = wirejson.AppendTime(b, p.Issued, ok)
-	b = append(b, `,"expires":`...)
-	b, ok = wirejson.AppendTime(b, p.Expires, ok)
-	b = append(b, `,"grants":`...)
-	if p.Grants == nil {
-		b = append(b, "null"...)
-	} else {
-		b = append(b, '[')
-		for i, g := range p.Grants {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = append(b, `{"feature":`...)
-			b = wirejson.AppendString(b, g.Feature)
-			b = append(b, `,"version":`...)
-			b = wirejson.AppendString(b, g.Version)
-			b = append(b, `,"count":`...)
-			b = strconv.AppendInt(b, g.Count, 10)
-			if g.Overdraft != 0 {
-				b = append(b, `,"overdraft":`...)
-				b = strconv.AppendInt(b, g.Overdraft, 10)
-			}
-			if !g.Expiry.IsZero() {
-				b = append(b, `,"expiry":`...)
-				b, ok = wirejson.AppendTime(b, g.Expiry, ok)
-			}
-			if !g.RenewAt.IsZero() {
-				b = append(b, `,"renewAt":`...)
-				b, ok = wirejson.AppendTime(b, g.RenewAt, ok)
-			}
-			b = append(b, '}')
-		}
-		b = append(b, ']')
-	}
-	if len(p.Denials) > 0 {
-		b = append(b, `,"denials":[`...)
-		for i, d := range p.Denials {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = append(b, `{"feature":`...)
-			b = wirejson.AppendString(b, d.Feature)
-			b = append(b, `,"version":`...)
-			b = wirejson.AppendString(b, d.Version)
-			b = append(b, `,"count":`...)
-			b = strconv.AppendInt(b, d.Count, 10)
-			b = append(b, `,"held":`...)
-			b = strconv.AppendInt(b, d.Held, 10)
-			b = append(b, `,"reason":`...)
-			b = wirejson.AppendString(b, d.Reason)
-			b = append(b, '}')
-		}
-		b = append(b, ']')
-	}
-	b = append(b, '}')
-	if !ok {
-		return b[:n0], false
-	}
-	return b, true
-}
+// device sends and receives, so the server reads the one here by hand,
+// with package wirejson, rather than through reflection, and writes the
+// other with deviceproto's AppendPayload and AppendSigned.
 
 // marshalPayload returns the JSON of p.
 func marshalPayload(p *deviceproto.Payload) ([]byte, error) {
-	if b, ok := appendPayload(make([]byte, 0, 256+128*len(p.Grants)), p); ok {
+	if b, ok := deviceproto.AppendPayload(make([]byte, 0, 256+128*len(p.Grants)), p); ok {
 		return b, nil
 	}
 	return json.Marshal(p)
-}
-
-// appendSigned appends the envelope of a signed body (capabilityResponse
-// or leaseChanged).
-func appendSigned(b []byte, typ string, id uint64, s *deviceproto.Signed) []byte {
-	b = append(b, `{"type":`...)
-	b = wirejson.AppendString(b, typ)
-	b = append(b, `,"id":`...)
-	b = strconv.AppendUint(b, id, 10)
-	b = append(b, `,"body":{"payload":`...)
-	b = wirejson.AppendBytes(b, s.Payload)
-	b = append(b, `,"signature":`...)
-	b = wirejson.AppendBytes(b, s.Signature)
-	if p := s.Proof; p != nil {
-		b = append(b, `,"proof":{"index":`...)
-		b = strconv.AppendInt(b, int64(p.Index), 10)
-		b = append(b, `,"size":`...)
-		b = strconv.AppendInt(b, int64(p.Size), 10)
-		b = append(b, `,"path":`...)
-		if p.Path == nil {
-			b = append(b, "null"...)
-		} else {
-			b = append(b, '[')
-			for i, h := range p.Path {
-				if i > 0 {
-					b = append(b, ',')
-				}
-				b = wirejson.AppendBytes(b, h)
-			}
-			b = append(b, ']')
-		}
-		b = append(b, '}')
-	}
-	return append(b, "}}"...)
 }
 
 // encodeSigned returns the envelope of a signed body.
@@ -139,7 +27,7 @@ func encodeSigned(typ string, id uint64, s *deviceproto.Signed) []byte {
 	if s.Proof != nil {
 		n += 48 + 48*len(s.Proof.Path)
 	}
-	return appendSigned(make([]byte, 0, n), typ, id, s)
+	return deviceproto.AppendSigned(make([]byte, 0, n), typ, id, s)
 }
 
 // capabilityMessage is a capabilityRequest, renew or return read by

@@ -330,7 +330,7 @@ func (c *conn) capability(ctx context.Context, id uint64, device hostid.HostID, 
 		}
 	}
 	pbuf := msgBuffers.Get().(*[]byte)
-	payload, ok := appendPayload((*pbuf)[:0], &p)
+	payload, ok := deviceproto.AppendPayload((*pbuf)[:0], &p)
 	if !ok {
 		if payload, err = json.Marshal(p); err != nil {
 			return err
@@ -341,7 +341,7 @@ func (c *conn) capability(ctx context.Context, id uint64, device hostid.HostID, 
 		return err // the signer may still hold payload: pbuf is not reused
 	}
 	mbuf := msgBuffers.Get().(*[]byte)
-	*mbuf = appendSigned((*mbuf)[:0], deviceproto.TypeCapabilityResponse, id, &signed)
+	*mbuf = deviceproto.AppendSigned((*mbuf)[:0], deviceproto.TypeCapabilityResponse, id, &signed)
 	if ok {
 		*pbuf = payload[:0]
 		msgBuffers.Put(pbuf)

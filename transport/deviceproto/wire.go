@@ -6,14 +6,15 @@ import (
 	"github.com/tallyhq/tally/transport/deviceproto/wirejson"
 )
 
-// The device's side of the frequent messages, written and read by hand
-// with package wirejson rather than through reflection (a device's CPU is
-// often small): the capability requests it sends, the signed responses and
-// pushes it receives. What appendRequest writes is byte for byte what
-// encoding/json writes; what readSigned and readPayload read is a strict
-// subset of what encoding/json reads, to the same values, and for anything
-// else they report false and the client decodes with encoding/json.
-// FuzzWire and FuzzRequest hold them to this.
+// The frequent messages, written and read by hand with package wirejson
+// rather than through reflection (a device's CPU is often small): the
+// capability requests a device sends (appendRequest), the signed responses
+// and pushes the server writes (AppendPayload, AppendSigned) and the device
+// reads (readSigned, readPayload). What the writers write is byte for byte
+// what encoding/json writes; what the readers read is a strict subset of
+// what encoding/json reads, to the same values, and for anything else they
+// report false and the client decodes with encoding/json. FuzzWire,
+// FuzzRequest and FuzzResponse hold them to this.
 
 // appendRequest appends the envelope of a capabilityRequest or renew
 // (body CapabilityRequest) or return (body ReturnRequest) to b. It reports
@@ -45,6 +46,94 @@ func appendRequest(b []byte, typ string, id uint64, body any) ([]byte, bool) {
 		return b[:n0], false
 	}
 	return append(b, "}}"...), true
+}
+
+// AppendPayload appends the JSON of p. It reports false, having appended
+// nothing, for a time encoding/json refuses to write; the caller then
+// uses encoding/json for its error.
+func AppendPayload(b []byte, p *Payload) ([]byte, bool) {
+	n0 := len(b)
+	ok := true
+	b = append(b, `{"device":{"value":`...)
+	b = wirejson.AppendString(b, p.Device.Value)
+	b = append(b, `,"type":`...)
+	b = wirejson.AppendString(b, p.Device.Type)
+	b = append(b, `},"requestId":`...)
+	b = strconv.AppendUint(b, p.RequestID, 10)
+	if p.Event != "" {
+		b = append(b, `,"event":`...)
+		b = wirejson.AppendString(b, p.Event)
+	}
+	b = append(b, `,"issued":`...)
+	b, ok = wirejson.AppendTime(b, p.Issued, ok)
+	b = append(b, `,"expires":`...)
+	b, ok = wirejson.AppendTime(b, p.Expires, ok)
+	b = append(b, `,"grants":`...)
+	b = appendList(b, p.Grants, func(b []byte, g Grant) []byte {
+		b = append(b, `{"feature":`...)
+		b = wirejson.AppendString(b, g.Feature)
+		b = append(b, `,"version":`...)
+		b = wirejson.AppendString(b, g.Version)
+		b = append(b, `,"count":`...)
+		b = strconv.AppendInt(b, g.Count, 10)
+		if g.Overdraft != 0 {
+			b = append(b, `,"overdraft":`...)
+			b = strconv.AppendInt(b, g.Overdraft, 10)
+		}
+		if !g.Expiry.IsZero() {
+			b = append(b, `,"expiry":`...)
+			b, ok = wirejson.AppendTime(b, g.Expiry, ok)
+		}
+		if !g.RenewAt.IsZero() {
+			b = append(b, `,"renewAt":`...)
+			b, ok = wirejson.AppendTime(b, g.RenewAt, ok)
+		}
+		return append(b, '}')
+	})
+	if len(p.Denials) > 0 {
+		b = append(b, `,"denials":`...)
+		b = appendList(b, p.Denials, func(b []byte, d Denial) []byte {
+			b = append(b, `{"feature":`...)
+			b = wirejson.AppendString(b, d.Feature)
+			b = append(b, `,"version":`...)
+			b = wirejson.AppendString(b, d.Version)
+			b = append(b, `,"count":`...)
+			b = strconv.AppendInt(b, d.Count, 10)
+			b = append(b, `,"held":`...)
+			b = strconv.AppendInt(b, d.Held, 10)
+			b = append(b, `,"reason":`...)
+			b = wirejson.AppendString(b, d.Reason)
+			return append(b, '}')
+		})
+	}
+	b = append(b, '}')
+	if !ok {
+		return b[:n0], false
+	}
+	return b, true
+}
+
+// AppendSigned appends the envelope of a signed body (capabilityResponse
+// or leaseChanged).
+func AppendSigned(b []byte, typ string, id uint64, s *Signed) []byte {
+	b = append(b, `{"type":`...)
+	b = wirejson.AppendString(b, typ)
+	b = append(b, `,"id":`...)
+	b = strconv.AppendUint(b, id, 10)
+	b = append(b, `,"body":{"payload":`...)
+	b = wirejson.AppendBytes(b, s.Payload)
+	b = append(b, `,"signature":`...)
+	b = wirejson.AppendBytes(b, s.Signature)
+	if p := s.Proof; p != nil {
+		b = append(b, `,"proof":{"index":`...)
+		b = strconv.AppendInt(b, int64(p.Index), 10)
+		b = append(b, `,"size":`...)
+		b = strconv.AppendInt(b, int64(p.Size), 10)
+		b = append(b, `,"path":`...)
+		b = appendList(b, p.Path, wirejson.AppendBytes)
+		b = append(b, '}')
+	}
+	return append(b, "}}"...)
 }
 
 // appendList appends items as a JSON array, each with each; null for nil.

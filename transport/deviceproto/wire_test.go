@@ -1,6 +1,7 @@
 package deviceproto
 
 import (
+	"bytes"
 	"encoding/json"
 	"reflect"
 	"testing"
@@ -131,6 +132,73 @@ func FuzzRequest(f *testing.F) {
 		}
 		if string(got[1:]) != string(want) {
 			t.Fatalf("appendRequest\n%s\nencoding/json\n%s", got[1:], want)
+		}
+	})
+}
+
+// FuzzResponse holds AppendPayload and AppendSigned to what
+// encoding/json writes for the same values, byte for byte.
+func FuzzResponse(f *testing.F) {
+	f.Add("00:11:22:33:44:55", "ETHERNET", uint64(7), "", int64(1740823200), int64(0), 0,
+		"cad", "1.0", int64(3), int64(0), "insufficient_count", []byte("sig"), 3, 5, 3)
+	f.Add("pune <7> & \u2028", "STRING", uint64(0), "leaseChanged", int64(-62135596800), int64(999999999), -330,
+		"caf\xe9\"\\\n\t\x01", "2.0.1", int64(-1), int64(2), "", []byte(nil), 0, 2, 1)
+	f.Add("x", "UUID", uint64(1<<64-1), "dropped", int64(253402300800), int64(5), 24*60,
+		"v", "", int64(1<<63-1), int64(-1<<63), "denied", []byte{}, -1, 0, 0)
+	f.Fuzz(func(t *testing.T, value, typ string, id uint64, event string, sec, nsec int64, offMinutes int,
+		feature, ver string, count, overdraft int64, reason string, sig []byte, index, size, pathLen int) {
+		zone := time.FixedZone("", (offMinutes%(48*60))*60)
+		at := time.Unix(sec, nsec).In(zone)
+		p := Payload{
+			Device: HostID{Value: value, Type: typ}, RequestID: id, Event: event,
+			Issued: at, Expires: at.Add(time.Duration(nsec)),
+		}
+		if count%3 != 0 {
+			p.Grants = []Grant{
+				{Feature: feature, Version: ver, Count: count, Overdraft: overdraft, Expiry: at, RenewAt: at.Add(time.Hour)},
+				{Feature: ver, Version: feature, Count: overdraft},
+			}
+		}
+		if reason != "" {
+			p.Denials = []Denial{{Feature: feature, Version: ver, Count: count, Held: overdraft, Reason: reason}}
+		}
+		want, werr := json.Marshal(p)
+		got, ok := AppendPayload([]byte("prefix"), &p)
+		if ok != (werr == nil) {
+			t.Fatalf("AppendPayload ok %v, encoding/json error %v", ok, werr)
+		}
+		if !ok {
+			if string(got) != "prefix" {
+				t.Fatalf("AppendPayload refused but appended %q", got)
+			}
+			return
+		}
+		if !bytes.Equal(got[len("prefix"):], want) {
+			t.Fatalf("AppendPayload:\n got %s\nwant %s", got[len("prefix"):], want)
+		}
+
+		s := Signed{Payload: want, Signature: sig}
+		if size > 0 {
+			s.Proof = &Proof{Index: index, Size: size}
+			for i := range pathLen % 8 {
+				s.Proof.Path = append(s.Proof.Path, bytes.Repeat([]byte{byte(i)}, 32))
+			}
+			if pathLen%8 == 1 {
+				s.Proof.Path = append(s.Proof.Path, nil)
+			}
+		}
+		for _, typ := range []string{TypeCapabilityResponse, TypeLeaseChanged, event} {
+			body, err := json.Marshal(s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantMsg, err := json.Marshal(Envelope{Type: typ, ID: id, Body: body})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := AppendSigned(nil, typ, id, &s); !bytes.Equal(got, wantMsg) {
+				t.Fatalf("AppendSigned:\n got %s\nwant %s", got, wantMsg)
+			}
 		}
 	})
 }
