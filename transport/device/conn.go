@@ -480,7 +480,7 @@ func (c *conn) write() {
 			c.closed, c.writing, c.queue = true, false, nil
 			c.stopPingLocked()
 			c.wmu.Unlock()
-			c.abort()
+			c.finish(0, "") // the peer is not reading: no close frame
 			c.ws.Close()
 			return
 		}
