@@ -32,25 +32,6 @@ var idFormat = sealed.Format{
 	WrongPassword: ErrWrongPassword,
 }
 
-// The layout and bounds of the format, by the names the tests use.
-const (
-	backupVersion = sealed.Version
-	headerLen     = sealed.HeaderLen
-	checksumLen   = sealed.ChecksumLen
-	tagLen        = sealed.TagLen
-	nonceLen      = sealed.NonceLen
-	offVersion    = sealed.OffVersion
-	offMemory     = sealed.OffMemory
-	offTime       = sealed.OffTime
-	offThreads    = sealed.OffThreads
-	offSalt       = sealed.OffSalt
-	offNonce      = sealed.OffNonce
-	offCipherLen  = sealed.OffCipherLen
-	maxMemoryKiB  = sealed.MaxMemoryKiB
-	maxTime       = sealed.MaxTime
-	maxThreads    = sealed.MaxThreads
-)
-
 // kdfParams are the argon2id parameters of a backup.
 type kdfParams = sealed.KDF
 
@@ -94,21 +75,12 @@ func backup(id *ID, password []byte, random io.Reader, params kdfParams) ([]byte
 	plaintext = append(plaintext, keyDER...)
 	plaintext = append(plaintext, id.Certificate...)
 	defer clear(plaintext)
-	out, err := seal(plaintext, password, random, params)
+	out, err := idFormat.Seal(plaintext, password, random, params)
 	if err != nil {
 		return nil, fmt.Errorf("back up licensing ID: %w", err)
 	}
 	return out, nil
 }
-
-// seal writes the backup file around plaintext.
-func seal(plaintext, password []byte, random io.Reader, params kdfParams) ([]byte, error) {
-	return idFormat.Seal(plaintext, password, random, params)
-}
-
-// parseBackup checks everything about a backup that needs no password
-// (sealed.Format.Parse); each failure wraps ErrDamaged.
-func parseBackup(data []byte) (*sealed.File, error) { return idFormat.Parse(data) }
 
 // Restore decrypts a backup made by Backup. It returns an error wrapping
 // ErrDamaged when the data is not an intact backup, and ErrWrongPassword when
