@@ -280,7 +280,7 @@ func formingNodes(instances []mdns.Instance, expect int, auth *formAuth) (formin
 		if in.TXT["expect"] != strconv.Itoa(expect) || len(in.TXT["tls"]) != 2*sha256.Size || seen[id] {
 			continue
 		}
-		if !auth.checkAnnouncement(in.TXT["auth"], id, expect, in.TXT["tls"]) {
+		if !auth.check(in.TXT["auth"], auth.announcement(id, expect, in.TXT["tls"])) {
 			continue
 		}
 		seen[id] = true
@@ -511,7 +511,7 @@ func (s *formingServer) serve(w http.ResponseWriter, r *http.Request) ([]byte, f
 	if err != nil {
 		return nil, formAnswer{}, fmt.Errorf("%w: %w", errBadFormRequest, err)
 	}
-	if s.auth != nil && !s.auth.checkRequest(r.Header.Get(formAuthHeader), body) {
+	if !s.auth.check(r.Header.Get(formAuthHeader), s.auth.request(body)) {
 		return nil, formAnswer{}, errFormAuth
 	}
 	var req formRequest
@@ -582,7 +582,7 @@ func askSeed(ctx context.Context, seed formingNode, req formRequest, local netip
 		json.Unmarshal(data, &refusal)
 		return formAnswer{}, fmt.Errorf("%s refused (%s): %s", seed.ID, refusal.Code, refusal.Error)
 	}
-	if !auth.checkAnswer(resp.Header.Get(formAuthHeader), body, data) {
+	if !auth.check(resp.Header.Get(formAuthHeader), auth.answer(body, data)) {
 		return formAnswer{}, fmt.Errorf("the answer of %s is not proven with the bootstrap secret", seed.ID)
 	}
 	var ans formAnswer

@@ -63,7 +63,12 @@ func readBootstrapSecret(path string) (*formAuth, error) {
 	return newFormAuth([]byte(secret)), nil
 }
 
+// mac is the HMAC of parts, each prefixed by its length, in hex; "" with
+// no secret.
 func (a *formAuth) mac(parts ...[]byte) string {
+	if a == nil {
+		return ""
+	}
 	m := hmac.New(sha256.New, a.key)
 	for _, p := range parts {
 		m.Write(binary.BigEndian.AppendUint64(nil, uint64(len(p))))
@@ -72,48 +77,23 @@ func (a *formAuth) mac(parts ...[]byte) string {
 	return hex.EncodeToString(m.Sum(nil))
 }
 
-// check reports whether tag is the MAC of parts; with no secret, always.
-func (a *formAuth) check(tag string, parts ...[]byte) bool {
-	if a == nil {
-		return true
-	}
-	want, _ := hex.DecodeString(a.mac(parts...))
-	got, err := hex.DecodeString(tag)
-	return err == nil && hmac.Equal(got, want)
+// check reports whether tag is want, the MAC a message should carry (one
+// of announcement, request or answer); with no secret, always.
+func (a *formAuth) check(tag, want string) bool {
+	return a == nil || hmac.Equal([]byte(tag), []byte(want))
 }
 
-// announcement is the auth of a forming announcement; "" with no secret.
+// announcement is the auth of a forming announcement.
 func (a *formAuth) announcement(nodeID string, expect int, tlsHash string) string {
-	if a == nil {
-		return ""
-	}
 	return a.mac([]byte("announce"), []byte(nodeID), []byte(strconv.Itoa(expect)), []byte(tlsHash))
-}
-
-func (a *formAuth) checkAnnouncement(tag, nodeID string, expect int, tlsHash string) bool {
-	return a.check(tag, []byte("announce"), []byte(nodeID), []byte(strconv.Itoa(expect)), []byte(tlsHash))
 }
 
 // request is the auth of a certificate request's body.
 func (a *formAuth) request(body []byte) string {
-	if a == nil {
-		return ""
-	}
 	return a.mac([]byte("request"), body)
-}
-
-func (a *formAuth) checkRequest(tag string, body []byte) bool {
-	return a.check(tag, []byte("request"), body)
 }
 
 // answer is the auth of the seed's answer to request.
 func (a *formAuth) answer(request, answer []byte) string {
-	if a == nil {
-		return ""
-	}
 	return a.mac([]byte("answer"), request, answer)
-}
-
-func (a *formAuth) checkAnswer(tag string, request, answer []byte) bool {
-	return a.check(tag, []byte("answer"), request, answer)
 }
