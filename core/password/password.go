@@ -35,6 +35,8 @@ import (
 	"unicode"
 
 	"golang.org/x/crypto/argon2"
+
+	"github.com/tallyhq/tally/core/sealed"
 )
 
 // Policy bounds on a password, in bytes.
@@ -82,15 +84,11 @@ func defaultParams() params {
 
 // Bounds on what Verify accepts.
 const (
-	argonVersion     = argon2.Version // 19
-	maxMemoryKiB     = 1 << 20
-	minMemoryPerLane = 8
-	maxTime          = 16
-	maxThreads       = 16
-	minSaltLen       = 8
-	maxSaltLen       = 64
-	minKeyLen        = 16
-	maxKeyLen        = 64
+	argonVersion = argon2.Version // 19
+	minSaltLen   = 8
+	maxSaltLen   = 64
+	minKeyLen    = 16
+	maxKeyLen    = 64
 	// maxHashString bounds the PHC string before it is split.
 	maxHashString = 256
 )
@@ -163,15 +161,14 @@ func liveHeap() uint64 {
 	return s[0].Value.Uint64()
 }
 
-// check reports whether the parameters and sizes are within bounds.
+// check reports whether the parameters and sizes are within bounds: the
+// argon2id parameters within those every sealed file of Tally's is held
+// to (sealed.KDF.Check), salt and hash within their own.
 func (h *phcHash) check() error {
+	if err := (sealed.KDF{MemoryKiB: h.memoryKiB, Time: h.time, Threads: h.threads}).Check(); err != nil {
+		return err
+	}
 	switch {
-	case h.threads < 1 || h.threads > maxThreads:
-		return fmt.Errorf("argon2id lanes %d not in 1..%d", h.threads, maxThreads)
-	case h.time < 1 || h.time > maxTime:
-		return fmt.Errorf("argon2id time %d not in 1..%d", h.time, maxTime)
-	case h.memoryKiB < minMemoryPerLane*uint32(h.threads) || h.memoryKiB > maxMemoryKiB:
-		return fmt.Errorf("argon2id memory %d KiB not in %d..%d", h.memoryKiB, minMemoryPerLane*uint32(h.threads), maxMemoryKiB)
 	case h.saltLen < minSaltLen || h.saltLen > maxSaltLen:
 		return fmt.Errorf("salt of %d bytes not in %d..%d", h.saltLen, minSaltLen, maxSaltLen)
 	case h.keyLen < minKeyLen || h.keyLen > maxKeyLen:

@@ -62,8 +62,9 @@ const (
 	HeaderLen    = OffCipherLen + 4
 )
 
-// Bounds on the argon2id parameters a file may ask for. They keep a crafted
-// or damaged file from demanding more than 1 GiB or minutes of work.
+// Bounds on the argon2id parameters a file, or a stored password hash
+// (core/password), may ask for. They keep a crafted or damaged one from
+// demanding more than 1 GiB or minutes of work.
 const (
 	MaxMemoryKiB     = 1 << 20
 	MinMemoryPerLane = 8 // KiB; the argon2 minimum
@@ -71,7 +72,7 @@ const (
 	MaxThreads       = 16
 )
 
-// KDF holds the argon2id parameters of a file.
+// KDF holds the argon2id parameters of a file (or of a password hash).
 type KDF struct {
 	MemoryKiB uint32
 	Time      uint32
